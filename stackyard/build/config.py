@@ -1,0 +1,171 @@
+"""Build settings: defaults, the YAML config file, and command-line flags.
+
+The config file (default ``/etc/stackyard/build.yml``) mirrors the CLI flags one
+to one (``--base-tag`` is ``base_tag:``), so an operator can move any flag into
+the file. Precedence: built-in defaults < config file < flags.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from stackyard.errors import ConfigError
+
+DEFAULT_CONFIG_FILE = Path("/etc/stackyard/build.yml")
+
+#: OpenStack release shipped by each Debian suite (Debian's own packages).
+DEBIAN_RELEASES: dict[str, str] = {
+    "bookworm": "zed",
+    "trixie": "2025.1",
+}
+
+INSTALL_TYPES = ("binary", "source")
+
+#: Built-in profiles; the config file may add or replace entries.
+DEFAULT_PROFILES: dict[str, list[str]] = {
+    "infra": ["mariadb-server", "memcached", "rabbitmq", "cron"],
+    "core": ["mariadb-server", "memcached", "rabbitmq", "cron", "keystone"],
+    "all": [],  # empty means every image
+}
+
+
+@dataclass
+class BuildConfig:
+    """Every setting of one ``stackyard build`` run."""
+
+    base_image: str = "debian"
+    base_tag: str = "trixie"
+    install_type: str = "binary"
+    registry: str = ""
+    namespace: str = "stackyard"
+    tag: str = ""  # empty: the OpenStack release of base_tag
+    openstack_release: str = ""  # empty: derived from base_tag
+    threads: int = 2
+    retries: int = 2
+    docker_dirs: list[str] = field(default_factory=list)
+    template_overrides: list[str] = field(default_factory=list)
+    template_vars: dict[str, Any] = field(default_factory=dict)
+    profiles: dict[str, list[str]] = field(default_factory=lambda: dict(DEFAULT_PROFILES))
+    apt_mirror: str = "http://deb.debian.org/debian"
+    apt_security_mirror: str = "http://deb.debian.org/debian-security"
+    apt_proxy: str = ""
+    push: bool = False
+    skip_parents: bool = False
+    skip_existing: bool = False
+    regex: bool = False
+    work_dir: str = "/var/lib/stackyard/build"
+    logs_dir: str = ""  # empty: <work_dir>/logs
+    summary_file: str = ""
+    format: str = "text"
+    debootstrap_include: list[str] = field(default_factory=lambda: ["ca-certificates"])
+
+    def __post_init__(self) -> None:
+        self.finalise()
+
+    def finalise(self) -> None:
+        """Fill derived values; validate values that have a fixed set of choices."""
+        if self.install_type not in INSTALL_TYPES:
+            raise ConfigError(
+                f"install_type: '{self.install_type}' is not one of {', '.join(INSTALL_TYPES)}"
+            )
+        if not self.openstack_release:
+            self.openstack_release = DEBIAN_RELEASES.get(self.base_tag, "master")
+        if not self.tag:
+            self.tag = self.openstack_release
+        if self.threads < 1:
+            raise ConfigError(f"threads: must be at least 1, got {self.threads}")
+        if self.format not in ("text", "json"):
+            raise ConfigError(f"format: '{self.format}' is not one of text, json")
+
+    @property
+    def base_ref(self) -> str:
+        return f"{self.base_image}:{self.base_tag}"
+
+    @property
+    def image_prefix(self) -> str:
+        """``<registry>/<namespace>/`` (registry part omitted when empty)."""
+        parts = [p for p in (self.registry, self.namespace) if p]
+        return "/".join(parts) + "/" if parts else ""
+
+    def image_ref(self, name: str) -> str:
+        return f"{self.image_prefix}{name}:{self.tag}"
+
+    @property
+    def log_path(self) -> Path:
+        return Path(self.logs_dir) if self.logs_dir else Path(self.work_dir) / "logs"
+
+
+_FIELD_TYPES: dict[str, type] = {
+    "base_image": str, "base_tag": str, "install_type": str, "registry": str,
+    "namespace": str, "tag": str, "openstack_release": str, "threads": int,
+    "retries": int, "docker_dirs": list, "template_overrides": list,
+    "template_vars": dict, "profiles": dict, "apt_mirror": str,
+    "apt_security_mirror": str, "apt_proxy": str, "push": bool,
+    "skip_parents": bool, "skip_existing": bool, "regex": bool, "work_dir": str,
+    "logs_dir": str, "summary_file": str, "format": str, "debootstrap_include": list,
+}
+assert set(_FIELD_TYPES) == {f.name for f in fields(BuildConfig)}
+
+
+def _check_type(source: str, key: str, value: Any) -> Any:
+    expected = _FIELD_TYPES[key]
+    if expected is int and isinstance(value, bool):
+        raise ConfigError(f"{source}: key '{key}' must be an integer, got {value!r}")
+    if not isinstance(value, expected):
+        raise ConfigError(
+            f"{source}: key '{key}' must be {expected.__name__}, got {type(value).__name__} {value!r}"
+        )
+    if key == "profiles":
+        for name, members in value.items():
+            if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
+                raise ConfigError(f"{source}: profile '{name}' must be a list of image names")
+    return value
+
+
+def load_config_file(path: Path, *, required: bool) -> dict[str, Any]:
+    """Read and validate a build.yml; returns only the keys it sets."""
+    if not path.exists():
+        if required:
+            raise ConfigError(f"{path}: config file does not exist")
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}:{where} invalid YAML: {getattr(exc, 'problem', exc)}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: must be a mapping of settings, got {type(data).__name__}")
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        norm = str(key).replace("-", "_")
+        if norm not in _FIELD_TYPES:
+            close = difflib.get_close_matches(norm, list(_FIELD_TYPES), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise ConfigError(f"{path}: unknown key '{key}'{hint}")
+        out[norm] = _check_type(str(path), norm, value)
+    return out
+
+
+def make_config(file_values: dict[str, Any], flag_values: dict[str, Any]) -> BuildConfig:
+    """Combine file and flag values (flags win; ``None`` flags mean "not given")."""
+    merged: dict[str, Any] = dict(file_values)
+    for key, value in flag_values.items():
+        if value is None:
+            continue
+        if key in ("docker_dirs", "template_overrides") and value == []:
+            continue
+        if key == "profiles":
+            continue
+        merged[key] = value
+    profiles = dict(DEFAULT_PROFILES)
+    profiles.update(file_values.get("profiles", {}))
+    merged["profiles"] = profiles
+    return BuildConfig(**merged)

@@ -1,0 +1,198 @@
+"""passwords.yml: generate, merge on upgrade, and load with a useful error.
+
+Key names are kolla-ansible's, so an existing ``/etc/kolla/passwords.yml``
+works unchanged and ``stackyard genpwd`` can fill in a file kolla created.
+
+Two rules shape everything here:
+
+* an existing non-empty value is never replaced: regenerating the MariaDB root
+  password on an existing cloud would lock the deployer out of its own data;
+* the file is always written atomically with mode 0600: a crash mid-write
+  must not leave a truncated file, and secrets must not be world-readable even
+  if the operator's file used to be.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import string
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from stackyard.errors import ConfigError
+
+#: Which passwords each service needs (kolla-ansible key names).
+SERVICE_PASSWORDS: dict[str, tuple[str, ...]] = {
+    "mariadb": ("database_password",),
+    "memcached": ("memcache_secret_key",),
+    "rabbitmq": ("rabbitmq_password", "rabbitmq_cluster_cookie"),
+    "keystone": ("keystone_admin_password", "keystone_database_password"),
+    "glance": ("glance_database_password", "glance_keystone_password"),
+    "placement": ("placement_database_password", "placement_keystone_password"),
+    "nova": ("nova_database_password", "nova_api_database_password",
+             "nova_keystone_password", "metadata_secret", "libvirt_sasl_password"),
+    "neutron": ("neutron_database_password", "neutron_keystone_password",
+                "metadata_secret"),
+    "horizon": ("horizon_secret_key", "horizon_database_password"),
+}
+
+#: Every password key stackyard knows, in a stable order (genpwd fills all of
+#: them so enabling a service later needs no second genpwd run).
+PASSWORD_KEYS: tuple[str, ...] = tuple(dict.fromkeys(
+    key for keys in SERVICE_PASSWORDS.values() for key in keys))
+
+#: Letters and digits only: URL-safe, and needs no quoting in YAML, INI,
+#: shell or a ``mysql+pymysql://user:password@host`` URL.
+PASSWORD_ALPHABET = string.ascii_letters + string.digits
+PASSWORD_LENGTH = 40  # ~238 bits of entropy
+
+#: The Erlang cookie ends up as an atom on erl command lines and in
+#: .erlang.cookie; letters only avoids every quoting rule on the way.
+COOKIE_KEYS = frozenset({"rabbitmq_cluster_cookie"})
+
+
+def required_passwords(enabled_services: Iterable[str]) -> set[str]:
+    """The password keys the given services need (services without any add none)."""
+    return {key for service in enabled_services
+            for key in SERVICE_PASSWORDS.get(service, ())}
+
+
+def generate_password(key: str) -> str:
+    """A fresh random value suitable for ``key`` (cryptographic ``secrets``)."""
+    alphabet = string.ascii_letters if key in COOKIE_KEYS else PASSWORD_ALPHABET
+    return "".join(secrets.choice(alphabet) for _ in range(PASSWORD_LENGTH))
+
+
+def _is_empty(value: Any) -> bool:
+    """kolla writes unset keys as ``key:`` (null); treat null and "" as unset."""
+    return value is None or value == ""
+
+
+def _read(path: Path) -> dict[str, Any]:
+    """Load a passwords file as a mapping; an empty file is an empty mapping."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = f":{mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}{line}: invalid YAML: {exc.problem or exc}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: must be a mapping of key: value, "
+                          f"got {type(data).__name__}")
+    return data
+
+
+def _write(path: Path, data: Mapping[str, Any]) -> None:
+    """Write ``data`` to ``path`` atomically with mode 0600.
+
+    The temporary file is created 0600 in the same directory (so the rename
+    is atomic and the secrets are never readable by others, not even
+    briefly), fsynced, then renamed over the target.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = "---\n" + yaml.safe_dump(dict(data), default_flow_style=False, sort_keys=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            os.fchmod(fh.fileno(), 0o600)
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    os.chmod(path, 0o600)
+
+
+def genpwd(path: Path, keys: Iterable[str] = PASSWORD_KEYS) -> list[str]:
+    """Create or complete ``path``; return the keys that got a new value.
+
+    Existing non-empty values and unknown keys are kept as they are; only
+    missing or empty ``keys`` are generated. The file is rewritten with mode
+    0600 even when nothing was generated, which also tightens a file that was
+    left world-readable.
+    """
+    path = Path(path)
+    try:
+        data = _read(path)
+    except FileNotFoundError:
+        data = {}
+    generated = []
+    for key in keys:
+        if _is_empty(data.get(key)):
+            data[key] = generate_password(key)
+            generated.append(key)
+    _write(path, data)
+    return generated
+
+
+def mergepwd(old_path: Path, new_path: Path, final_path: Path, clean: bool = False) -> None:
+    """Merge an upgraded release's passwords file with the cloud's current one.
+
+    For keys in both files the old (in-use) value wins, unless it is empty;
+    keys only in the new file keep the new value (usually empty, for genpwd to
+    fill); keys only in the old file are kept, or dropped with ``clean=True``
+    (kolla-ansible's ``--clean``). The result is written to ``final_path``
+    atomically with mode 0600 (it may be one of the inputs).
+    """
+    old_path, new_path, final_path = Path(old_path), Path(new_path), Path(final_path)
+    files = {}
+    for label, path in (("old", old_path), ("new", new_path)):
+        try:
+            files[label] = _read(path)
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: {label} passwords file not found") from None
+    old, new = files["old"], files["new"]
+    merged = dict(new)
+    for key, value in old.items():
+        if key in new:
+            if not _is_empty(value):
+                merged[key] = value
+        elif not clean:
+            merged[key] = value
+    _write(final_path, merged)
+
+
+def load_passwords(path: Path, enabled_services: Iterable[str]) -> dict[str, Any]:
+    """Load ``path`` and check every password the enabled services need is set.
+
+    Returns the whole file as a dict. Raises :class:`ConfigError` telling the
+    operator to run ``stackyard genpwd`` when the file is missing or a required
+    key is missing or empty, and naming those keys, so the fix is one command.
+    """
+    path = Path(path)
+    services = list(enabled_services)
+    try:
+        data = _read(path)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: passwords file not found; run `stackyard genpwd` "
+                          f"to create it") from None
+    required = required_passwords(services)
+    missing = sorted(key for key in required if _is_empty(data.get(key)))
+    if missing:
+        raise ConfigError(f"{path}: missing or empty passwords: {', '.join(missing)}; "
+                          f"run `stackyard genpwd` to fill them (existing values are kept)")
+    wrong = sorted(key for key in required if not isinstance(data[key], str))
+    if wrong:
+        raise ConfigError(f"{path}: passwords must be strings (quote them): "
+                          f"{', '.join(wrong)}")
+    return data
