@@ -53,6 +53,8 @@ def _add_build_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--push", action="store_true", default=None)
     p.add_argument("--skip-parents", dest="skip_parents", action="store_true", default=None)
     p.add_argument("--skip-existing", dest="skip_existing", action="store_true", default=None)
+    p.add_argument("--no-cache", dest="no_cache", action="store_true", default=None,
+                   help="rebuild every selected image (ignore the hash cache and Docker's layer cache)")
     p.add_argument("--work-dir", dest="work_dir")
     p.add_argument("--logs-dir", dest="logs_dir")
     p.add_argument("--summary-file", dest="summary_file")
@@ -66,7 +68,7 @@ def _add_build_flags(p: argparse.ArgumentParser) -> None:
 _BUILD_KEYS = (
     "base_image", "base_tag", "install_type", "registry", "namespace", "tag", "openstack_release",
     "threads", "retries", "docker_dirs", "template_overrides", "apt_mirror", "apt_security_mirror",
-    "apt_proxy", "push", "skip_parents", "skip_existing", "regex", "work_dir", "logs_dir",
+    "apt_proxy", "push", "skip_parents", "skip_existing", "no_cache", "regex", "work_dir", "logs_dir",
     "summary_file", "format",
 )
 
@@ -150,12 +152,9 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="re-make it even if present")
     p.set_defaults(func=cmd_base_image)
 
-    try:
-        from stackyard.deploy import cli as deploy_cli
-    except ImportError:  # deployer not installed in this build
-        deploy_cli = None  # type: ignore[assignment]
-    if deploy_cli is not None:
-        deploy_cli.register(sub)
+    from stackyard.deploy import cli as deploy_cli
+
+    deploy_cli.register(sub)
     return parser
 
 

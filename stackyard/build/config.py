@@ -57,6 +57,7 @@ class BuildConfig:
     push: bool = False
     skip_parents: bool = False
     skip_existing: bool = False
+    no_cache: bool = False  # rebuild every selected image, ignoring hashes and Docker's layer cache
     regex: bool = False
     work_dir: str = "/var/lib/stackyard/build"
     logs_dir: str = ""  # empty: <work_dir>/logs
@@ -106,7 +107,7 @@ _FIELD_TYPES: dict[str, type] = {
     "retries": int, "docker_dirs": list, "template_overrides": list,
     "template_vars": dict, "profiles": dict, "apt_mirror": str,
     "apt_security_mirror": str, "apt_proxy": str, "push": bool,
-    "skip_parents": bool, "skip_existing": bool, "regex": bool, "work_dir": str,
+    "skip_parents": bool, "skip_existing": bool, "no_cache": bool, "regex": bool, "work_dir": str,
     "logs_dir": str, "summary_file": str, "format": str, "debootstrap_include": list,
 }
 assert set(_FIELD_TYPES) == {f.name for f in fields(BuildConfig)}

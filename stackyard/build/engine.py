@@ -177,8 +177,8 @@ class Builder:
             result.reason = "image exists (--skip-existing)"
             result.image_id = self.client.images.get(plan.ref).id
             return self._finish(result, start)
-        image_id = self._by_hash.get(plan.hash)
-        if image_id is None and self.config.push:
+        image_id = None if self.config.no_cache else self._by_hash.get(plan.hash)
+        if image_id is None and self.config.push and not self.config.no_cache:
             image_id = self._registry_hit(plan)
         if image_id is not None:
             self.client.api.tag(image_id, *plan.ref.rsplit(":", 1))
@@ -228,6 +228,7 @@ class Builder:
                 rm=True,
                 forcerm=True,
                 pull=False,
+                nocache=self.config.no_cache,
                 decode=True,
                 buildargs=plan.build_args or None,
             )

@@ -29,16 +29,18 @@ def select_images(
     wanted_profiles = list(profile or [])
     if not patterns and not wanted_profiles:
         chosen = set(known)
-    for name in wanted_profiles:
-        if name not in profiles:
-            raise ConfigError(f"unknown profile '{name}' (known: {', '.join(sorted(profiles))})")
+
+    def expand(name: str) -> set[str]:
         members = profiles[name]
-        if not members:
-            chosen |= known
         for m in members:
             if m not in known:
                 raise ImageNotFoundError(f"profile '{name}' names unknown image '{m}'")
-            chosen.add(m)
+        return set(members) if members else set(known)
+
+    for name in wanted_profiles:
+        if name not in profiles:
+            raise ConfigError(f"unknown profile '{name}' (known: {', '.join(sorted(profiles))})")
+        chosen |= expand(name)
     for pat in patterns:
         if regex:
             try:
@@ -52,7 +54,7 @@ def select_images(
         elif pat in known:
             chosen.add(pat)
         elif pat in profiles:
-            chosen |= set(profiles[pat] or known)
+            chosen |= expand(pat)
         else:
             import difflib
 

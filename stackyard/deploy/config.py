@@ -312,8 +312,12 @@ def _read_yaml_mapping(path: Path) -> tuple[dict[str, Any], dict[str, int], list
 
 
 def _unknown_key_warning(where: str, key: str) -> str:
-    """Warn about an unknown key, naming the closest known one when there is one."""
-    close = difflib.get_close_matches(key, OPTIONS.keys(), n=1, cutoff=0.6)
+    """Warn about an unknown key, naming the closest known one when there is one.
+
+    The 0.8 cutoff suggests real typos (``enable_keystonee``) but not unrelated
+    kolla-ansible keys (``enable_haproxy`` is not a misspelt ``enable_cron``).
+    """
+    close = difflib.get_close_matches(key, OPTIONS.keys(), n=1, cutoff=0.8)
     hint = f"did you mean '{close[0]}'?" if close else "not used by stackyard"
     return f"{where}: unknown key '{key}' ({hint})"
 

@@ -324,3 +324,10 @@ def test_disabling_everything_is_valid(tmp_path):
 def test_to_bool_filter_matches_ansible():
     assert to_bool("Yes") and to_bool(True) and to_bool(1)
     assert not to_bool("no") and not to_bool("whatever") and not to_bool(None)
+
+
+def test_unrelated_kolla_key_gets_no_misleading_suggestion(tmp_path):
+    write_globals(tmp_path, "enable_haproxy: no\n")
+    _, warnings = load_globals(tmp_path)
+    assert "unknown key 'enable_haproxy'" in warnings[0]
+    assert "did you mean" not in warnings[0]

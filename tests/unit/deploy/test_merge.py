@@ -95,8 +95,8 @@ def test_merge_does_not_mutate_inputs():
 
 def test_merge_keeps_base_order_and_appends_new_keys():
     out = merge_texts([("base", BASE),
-                       ("over", "[new]\nz = 1\n[database]\nmax_retries = 10\nextra = yes\n"
-                                "[DEFAULT]\ndebug = True\n")])
+                       ("over", ("[new]\nz = 1\n[database]\nmax_retries = 10\nextra = yes\n"
+                                 "[DEFAULT]\ndebug = True\n"))])
     assert out == (
         "[DEFAULT]\ndebug = True\ntransport_url = rabbit://a\n\n"
         "[database]\nconnection = mysql+pymysql://x\nmax_retries = 10\nextra = yes\n\n"

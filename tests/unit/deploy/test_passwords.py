@@ -58,7 +58,7 @@ def test_genpwd_creates_file_with_strong_values_and_mode_0600(tmp_path):
     assert set(data) == set(PASSWORD_KEYS)
     assert mode(path) == 0o600
     safe = set(string.ascii_letters + string.digits + "-_")
-    for key, value in data.items():
+    for value in data.values():
         assert isinstance(value, str) and len(value) >= 32
         assert set(value) <= safe
     assert set(data["rabbitmq_cluster_cookie"]) <= set(string.ascii_letters)

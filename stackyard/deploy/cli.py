@@ -1,0 +1,424 @@
+"""Deployer commands: genpwd, mergepwd, genconfig, deploy, reconfigure, post-deploy,
+prechecks, check, stop, destroy and up.
+
+One host (the all-in-one) is driven directly through the local engine's API.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from stackyard.errors import ConfigError, DeployError, StackyardError
+
+DEFAULT_CONFIGDIR = Path("/etc/kolla")
+
+
+# ----------------------------------------------------------------------------- helpers
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
+def _extra_vars(items: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        if item.startswith("@"):
+            path = Path(item[1:])
+            try:
+                data = yaml.safe_load(path.read_text()) or {}
+            except (OSError, yaml.YAMLError) as exc:
+                raise ConfigError(f"{path}: cannot read extra vars: {exc}") from None
+            if not isinstance(data, dict):
+                raise ConfigError(f"{path}: extra vars must be a mapping")
+            out.update(data)
+        elif "=" in item:
+            key, _, value = item.partition("=")
+            out[key.strip()] = yaml.safe_load(value) if value else ""
+        else:
+            raise ConfigError(f"-e '{item}': expected key=value or @file.yml")
+    return out
+
+
+def _load(args: argparse.Namespace) -> Any:
+    from stackyard.deploy import plan as plan_mod
+
+    inv = [Path(p) for p in args.inventory] if args.inventory else None
+    dep = plan_mod.load(Path(args.configdir), inv, _extra_vars(args.extra_vars))
+    plan_mod.make_plans(dep)
+    say = _console().print
+    for w in dep.warnings:
+        say(f"[yellow]warning:[/yellow] {w}")
+    for host, hv in dep.inventory.hosts.items():
+        if host in dep.plans and hv.get("ansible_connection", "local") != "local" and host != "localhost":
+            raise DeployError(
+                f"inventory host '{host}' is remote: multi-host deploys through Ansible are not "
+                f"available yet; use the all-in-one inventory")
+    return dep
+
+
+def _client() -> Any:
+    from stackyard.cli import _engine_client
+
+    return _engine_client()
+
+
+def _selected_phases(args: argparse.Namespace) -> set[str] | None:
+    tags = getattr(args, "tags", None)
+    if not tags:
+        return None
+    return {t.strip() for item in tags for t in item.split(",") if t.strip()}
+
+
+def _apply(args: argparse.Namespace, dry_run: bool) -> int:
+    from stackyard.deploy.apply import HostApplier
+
+    dep = _load(args)
+    client = _client()
+    console = _console()
+    reports = {}
+    start = time.monotonic()
+    failed_msg = ""
+    for host, plan in dep.plans.items():
+        applier = HostApplier(client, plan, dep.passwords, dep.variables, console.print, dry_run=dry_run)
+        try:
+            reports[host] = applier.run(_selected_phases(args))
+        except DeployError as exc:
+            reports[host] = applier.report
+            failed_msg = str(exc)
+            break
+    total = time.monotonic() - start
+    summary = {
+        "dry_run": dry_run,
+        "seconds": round(total, 2),
+        "hosts": {h: r.to_dict() for h, r in reports.items()},
+        "changed": sum(r.changed for r in reports.values()),
+        "failed": sum(r.failed for r in reports.values()),
+        "error": failed_msg,
+    }
+    if args.format == "json":
+        print(json.dumps(summary, indent=2, sort_keys=True))
+    else:
+        unchanged = sum(r.to_dict()["unchanged"] for r in reports.values())
+        verb = "would change" if dry_run else "changed"
+        console.print(f"summary: {summary['changed']} {verb}, {unchanged} unchanged, "
+                      f"{summary['failed']} failed in {total:.1f}s")
+    if failed_msg:
+        raise DeployError(failed_msg)
+    return 0
+
+
+# ----------------------------------------------------------------------------- commands
+def cmd_genpwd(args: argparse.Namespace) -> int:
+    from stackyard.deploy.passwords import genpwd
+
+    path = Path(args.passwords) if args.passwords else Path(args.configdir) / "passwords.yml"
+    made = genpwd(path)
+    print(f"{path}: generated {len(made)} password(s), kept existing values")
+    return 0
+
+
+def cmd_mergepwd(args: argparse.Namespace) -> int:
+    from stackyard.deploy.passwords import mergepwd
+
+    mergepwd(Path(args.old), Path(args.new), Path(args.final), clean=args.clean)
+    print(f"merged {args.old} into {args.final}")
+    return 0
+
+
+def cmd_genconfig(args: argparse.Namespace) -> int:
+    from stackyard.deploy.apply import sync_files
+
+    dep = _load(args)
+    for host, plan in dep.plans.items():
+        changed = sync_files(plan)
+        print(f"{host}: {len(plan.files)} config files, {len(changed)} changed")
+    return 0
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    return _apply(args, dry_run=args.dry_run)
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    dep = _load(args)
+    print(json.dumps({h: p.to_dict() for h, p in dep.plans.items()}, indent=2, sort_keys=True))
+    return 0
+
+
+def _keystone_url(v: dict[str, Any]) -> str:
+    return f"http://{v['kolla_internal_fqdn']}:{v['keystone_public_port']}/v3"
+
+
+def write_client_files(dep: Any) -> tuple[Path, Path]:
+    """admin-openrc.sh and clouds.yaml beside globals.yml, mode 0600 (they hold the admin password)."""
+    v, pw = dep.variables, dep.passwords
+    openrc = dep.configdir / "admin-openrc.sh"
+    lines = [
+        "# Generated by stackyard post-deploy: source it to use the cloud as admin.",
+        "export OS_PROJECT_DOMAIN_NAME=Default",
+        "export OS_USER_DOMAIN_NAME=Default",
+        f"export OS_PROJECT_NAME={v['keystone_admin_project']}",
+        f"export OS_USERNAME={v['keystone_admin_user']}",
+        f"export OS_PASSWORD='{pw['keystone_admin_password']}'",
+        f"export OS_AUTH_URL={_keystone_url(v)}",
+        "export OS_INTERFACE=internal",
+        "export OS_ENDPOINT_TYPE=internalURL",
+        "export OS_IDENTITY_API_VERSION=3",
+        f"export OS_REGION_NAME={v['openstack_region_name']}",
+        "export OS_AUTH_PLUGIN=password",
+        "",
+    ]
+    clouds = {"clouds": {"stackyard-admin": {
+        "auth": {"auth_url": _keystone_url(v), "username": v["keystone_admin_user"],
+                 "password": pw["keystone_admin_password"], "project_name": v["keystone_admin_project"],
+                 "user_domain_name": "Default", "project_domain_name": "Default"},
+        "region_name": v["openstack_region_name"], "interface": "internal", "identity_api_version": 3,
+    }}}
+    clouds_path = dep.configdir / "clouds.yaml"
+    for path, text in ((openrc, "\n".join(lines)), (clouds_path, yaml.safe_dump(clouds, sort_keys=False))):
+        path.touch(mode=0o600, exist_ok=True)
+        path.chmod(0o600)
+        path.write_text(text)
+    return openrc, clouds_path
+
+
+def cmd_post_deploy(args: argparse.Namespace) -> int:
+    dep = _load(args)
+    openrc, clouds = write_client_files(dep)
+    print(f"wrote {openrc} and {clouds}")
+    return 0
+
+
+def _ports(dep: Any) -> dict[int, str]:
+    v = dep.variables
+    ports = {}
+    for svc, key in (("mariadb", "database_port"), ("memcached", "memcached_port"),
+                     ("rabbitmq", "rabbitmq_port"), ("rabbitmq", "rabbitmq_cluster_port"),
+                     ("rabbitmq", "rabbitmq_epmd_port"), ("keystone", "keystone_public_port")):
+        if svc in dep.enabled:
+            ports[int(v[key])] = svc
+    return ports
+
+
+def cmd_prechecks(args: argparse.Namespace) -> int:
+    from stackyard.deploy.model import MANAGED_LABEL
+
+    dep = _load(args)
+    problems: list[str] = []
+    client = _client()  # raises when the engine is unreachable
+    running = {c.name for c in client.containers.list(filters={"label": MANAGED_LABEL})}
+    addr = dep.variables["api_interface_address"]
+    for port, svc in sorted(_ports(dep).items()):
+        if svc in running:
+            continue  # ours already holds it
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind((addr, port))
+            except OSError as exc:
+                problems.append(f"port {addr}:{port} for {svc} is in use ({exc.strerror})")
+    for plan in dep.plans.values():
+        for ref in sorted({s.container.image for p in plan.phases for s in p.steps if s.container}):
+            try:
+                client.images.get(ref)
+            except Exception:  # noqa: BLE001 - docker.errors.ImageNotFound
+                problems.append(f"image {ref} is missing (run 'stackyard build')")
+    for p in problems:
+        print(f"FAIL {p}")
+    print("prechecks: " + ("passed" if not problems else f"{len(problems)} problem(s)"))
+    return 1 if problems else 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    dep = _load(args)
+    client = _client()
+    bad = 0
+    for plan in dep.plans.values():
+        for spec in plan.containers():
+            try:
+                c = client.containers.get(spec.name)
+            except Exception:  # noqa: BLE001
+                print(f"FAIL {spec.name}: missing")
+                bad += 1
+                continue
+            state = c.attrs["State"]
+            health = state.get("Health", {}).get("Status", "none")
+            if state.get("Running") and health == "starting" and spec.healthcheck:
+                res = c.exec_run(["/bin/sh", "-c", spec.healthcheck.test[1]])
+                health = "healthy" if res.exit_code == 0 else "unhealthy"
+            ok = state.get("Running") and health in ("healthy", "none")
+            print(f"{'ok  ' if ok else 'FAIL'} {spec.name}: {state.get('Status')}, health {health}")
+            bad += 0 if ok else 1
+    return 1 if bad else 0
+
+
+def _managed(client: Any) -> list[Any]:
+    from stackyard.deploy.model import MANAGED_LABEL
+
+    return client.containers.list(all=True, filters={"label": MANAGED_LABEL})
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    client = _client()
+    for c in _managed(client):
+        if c.status == "running":
+            c.stop(timeout=60)
+            print(f"stopped {c.name}")
+    return 0
+
+
+def cmd_destroy(args: argparse.Namespace) -> int:
+    from stackyard.deploy.model import MANAGED_LABEL
+    from stackyard.deploy.plan import SERVICE_PLANNERS
+
+    if not args.yes_i_really_really_mean_it:
+        raise StackyardError("destroy removes every stackyard container and rendered config: "
+                             "add --yes-i-really-really-mean-it")
+    client = _client()
+    for c in _managed(client):
+        c.remove(force=True)
+        print(f"removed container {c.name}")
+    configdir = Path(args.configdir)
+    try:
+        from stackyard.deploy.config import load_globals
+
+        variables, _ = load_globals(configdir, _extra_vars(args.extra_vars))
+        root = Path(variables["node_config_directory"])
+        if str(root) == "/etc/kolla" and configdir != root:
+            root = configdir
+    except StackyardError:
+        root = configdir
+    extra_dirs = {"keystone-bootstrap-admin", ".stackyard"}
+    for name in sorted(set(SERVICE_PLANNERS) | extra_dirs):
+        d = root / name
+        if d.is_dir():
+            shutil.rmtree(d)
+            print(f"removed {d}")
+    for f in ("admin-openrc.sh", "clouds.yaml"):
+        if (configdir / f).exists():
+            (configdir / f).unlink()
+    if args.include_volumes:
+        for vol in client.volumes.list(filters={"label": MANAGED_LABEL}):
+            vol.remove(force=True)
+            print(f"removed volume {vol.name}")
+    return 0
+
+
+GLOBALS_TEMPLATE = """\
+# stackyard / kolla-ansible compatible globals.yml, written by `stackyard up`.
+# All-in-one on loopback: every service binds to 127.0.0.1 on its standard port.
+kolla_base_distro: debian
+openstack_release: "2025.1"
+kolla_internal_vip_address: "127.0.0.1"
+network_interface: lo
+docker_namespace: stackyard
+enable_mariadb: true
+enable_memcached: true
+enable_rabbitmq: true
+enable_keystone: true
+enable_cron: true
+"""
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    """Fresh machine to working cloud; a second run is a fast no-op."""
+    from stackyard.build import run as build_run
+    from stackyard.build.config import DEFAULT_CONFIG_FILE, load_config_file, make_config
+    from stackyard.build.engine import Progress
+    from stackyard.deploy.passwords import genpwd
+
+    configdir = Path(args.configdir)
+    configdir.mkdir(parents=True, exist_ok=True)
+    globals_path = configdir / "globals.yml"
+    if not globals_path.exists():
+        globals_path.write_text(GLOBALS_TEMPLATE)
+        print(f"wrote all-in-one defaults to {globals_path}")
+    genpwd(configdir / "passwords.yml")
+    dep = _load(args)
+    # build whatever images the deployment needs and is missing (cached ones take seconds)
+    file_values = load_config_file(DEFAULT_CONFIG_FILE, required=False)
+    bconf = make_config(file_values, {"work_dir": args.work_dir} if args.work_dir else {})
+    needed = sorted({s.container.image.rsplit(":", 1)[0].rsplit("/", 1)[-1]
+                     for p in dep.plans.values() for ph in p.phases for s in ph.steps if s.container})
+    session = build_run.prepare(bconf, needed)
+    result = build_run.execute(session, _client(), Progress(enabled=True))
+    if result["failed"] or result["parent_failed"]:
+        raise StackyardError(f"image build failed: {result['failed_reasons']}")
+    _apply(args, dry_run=False)
+    openrc, clouds = write_client_files(dep)
+    print(f"\nThe cloud is up. Use it with:\n  source {openrc}\n  openstack token issue\n"
+          f"(or OS_CLOUD=stackyard-admin with {clouds})")
+    return 0
+
+
+# ----------------------------------------------------------------------------- parser
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--configdir", default=str(DEFAULT_CONFIGDIR),
+                   help="directory with globals.yml, passwords.yml and config/ (default /etc/kolla)")
+    p.add_argument("-i", "--inventory", action="append", default=[],
+                   help="Ansible inventory (INI or YAML); default: built-in all-in-one")
+    p.add_argument("-e", "--extra-vars", dest="extra_vars", action="append", default=[],
+                   help="key=value or @file.yml, overrides globals.yml")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("genpwd", help="fill passwords.yml with strong random secrets (mode 0600)")
+    _common(p)
+    p.add_argument("--passwords", "-p", help="path of passwords.yml (default <configdir>/passwords.yml)")
+    p.set_defaults(func=cmd_genpwd)
+
+    p = sub.add_parser("mergepwd", help="merge an old passwords.yml into a new one")
+    p.add_argument("--old", required=True)
+    p.add_argument("--new", required=True)
+    p.add_argument("--final", required=True)
+    p.add_argument("--clean", action="store_true", help="drop keys that the new file does not have")
+    p.set_defaults(func=cmd_mergepwd)
+
+    for name, func, helptext in (
+        ("deploy", cmd_deploy, "deploy or converge every enabled service"),
+        ("reconfigure", cmd_deploy, "apply config changes; restarts only what changed"),
+    ):
+        p = sub.add_parser(name, help=helptext)
+        _common(p)
+        p.add_argument("--dry-run", action="store_true", help="print what would change, change nothing")
+        p.add_argument("--tags", action="append", default=[], help="only these services (comma list)")
+        p.set_defaults(func=func)
+
+    for name, func, helptext in (
+        ("genconfig", cmd_genconfig, "render every host's config files only"),
+        ("plan", cmd_plan, "print the full per-host plan as JSON (secrets masked)"),
+        ("post-deploy", cmd_post_deploy, "write admin-openrc.sh and clouds.yaml"),
+        ("prechecks", cmd_prechecks, "engine reachable, ports free, images present, passwords complete"),
+        ("check", cmd_check, "every enabled container running and healthy"),
+        ("stop", cmd_stop, "stop every stackyard container"),
+    ):
+        p = sub.add_parser(name, help=helptext)
+        _common(p)
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("destroy", help="remove containers and rendered config (volumes with --include-volumes)")
+    _common(p)
+    p.add_argument("--yes-i-really-really-mean-it", action="store_true")
+    p.add_argument("--include-volumes", action="store_true")
+    p.set_defaults(func=cmd_destroy)
+
+    p = sub.add_parser("up", help="all-in-one cloud on this machine: config, passwords, images, deploy")
+    _common(p)
+    p.add_argument("--work-dir", help="image build work dir")
+    p.add_argument("--tags", action="append", default=[])
+    p.set_defaults(func=cmd_up)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(1)

@@ -1,0 +1,150 @@
+"""The deploy plan as plain, serialisable data.
+
+A :class:`HostPlan` is everything one host should look like: the config files
+to write, the named volumes, and ordered phases of steps (databases to create,
+one-shot jobs, containers, health waits, Keystone registrations). It is computed
+without touching any engine; ``apply`` makes it so; multi-host deploys ship the
+same data to each host.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+SPEC_LABEL = "org.stackyard.spec-hash"
+SERVICE_LABEL = "org.stackyard.service"
+MANAGED_LABEL = "org.stackyard.managed"
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass
+class ConfigFile:
+    """A rendered file on the host; containers mount its directory read-only."""
+
+    path: str
+    content: str
+    mode: int = 0o600
+    uid: int = 0
+    gid: int = 0
+    #: True when the content holds a secret: never printed, never logged
+    secret: bool = False
+
+    @property
+    def hash(self) -> str:
+        return sha256_text(f"{self.mode:o}:{self.uid}:{self.gid}:{self.content}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["hash"] = self.hash
+        if self.secret:
+            d["content"] = "<secret>"
+        return d
+
+
+@dataclass
+class Healthcheck:
+    test: list[str]
+    interval: int = 10
+    timeout: int = 10
+    retries: int = 3
+    start_period: int = 5
+
+    def to_docker(self) -> dict[str, Any]:
+        ns = 1_000_000_000
+        return {
+            "test": self.test,
+            "interval": self.interval * ns,
+            "timeout": self.timeout * ns,
+            "retries": self.retries,
+            "start_period": self.start_period * ns,
+        }
+
+
+@dataclass
+class ContainerSpec:
+    """One long-running service container (or a one-shot job's container)."""
+
+    name: str
+    image: str
+    service: str
+    #: host config directories whose files feed this container (for the spec hash)
+    config_dirs: list[str] = field(default_factory=list)
+    volumes: list[str] = field(default_factory=list)  # "src:dst[:ro]"
+    environment: dict[str, str] = field(default_factory=dict)
+    healthcheck: Healthcheck | None = None
+    cap_add: list[str] = field(default_factory=list)
+    command: list[str] | None = None
+    user: str | None = None
+    restart_policy: str = "unless-stopped"
+    network_mode: str = "host"
+    stop_timeout: int = 30
+    labels: dict[str, str] = field(default_factory=dict)
+
+    def spec_hash(self, image_id: str, file_hashes: dict[str, str]) -> str:
+        """Everything that, if changed, requires the container to be recreated."""
+        relevant = {
+            path: h for path, h in sorted(file_hashes.items())
+            if any(path.startswith(d.rstrip("/") + "/") for d in self.config_dirs)
+        }
+        data = asdict(self)
+        data["image_id"] = image_id
+        data["config_files"] = relevant
+        return sha256_text(json.dumps(data, sort_keys=True))
+
+
+@dataclass
+class Step:
+    """One action of a phase. ``kind`` selects the executor in apply.py.
+
+    kinds: ``database`` (params: name, user, password_key), ``job`` (container),
+    ``container`` (container), ``wait`` (container name, timeout),
+    ``keystone_check`` (params: auth), ``rabbitmq_wait`` …
+    """
+
+    kind: str
+    name: str
+    container: ContainerSpec | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        if "password" in d["params"]:
+            d["params"]["password"] = "<secret>"
+        return d
+
+
+@dataclass
+class Phase:
+    name: str
+    steps: list[Step] = field(default_factory=list)
+
+
+@dataclass
+class HostPlan:
+    host: str
+    config_root: str
+    files: list[ConfigFile] = field(default_factory=list)
+    volumes: list[str] = field(default_factory=list)
+    phases: list[Phase] = field(default_factory=list)
+
+    def containers(self) -> list[ContainerSpec]:
+        return [s.container for p in self.phases for s in p.steps
+                if s.kind == "container" and s.container is not None]
+
+    def file_hashes(self) -> dict[str, str]:
+        return {f.path: f.hash for f in self.files}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "host": self.host,
+            "config_root": self.config_root,
+            "files": [f.to_dict() for f in self.files],
+            "volumes": list(self.volumes),
+            "phases": [{"name": p.name, "steps": [s.to_dict() for s in p.steps]} for p in self.phases],
+        }

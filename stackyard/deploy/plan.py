@@ -1,0 +1,95 @@
+"""Compute each host's desired state from the operator's configuration.
+
+Pure: reads globals, passwords, inventory and overrides; returns
+:class:`~stackyard.deploy.model.HostPlan` objects. No engine is touched, so
+``--dry-run`` and unit tests use exactly what ``apply`` would.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from stackyard.deploy import config as config_mod
+from stackyard.deploy import merge
+from stackyard.deploy.context import PlanContext
+from stackyard.deploy.inventory import Inventory, load_inventory
+from stackyard.deploy.model import HostPlan, Phase
+from stackyard.deploy.passwords import load_passwords
+from stackyard.deploy.services import cron, keystone, mariadb, memcached, rabbitmq
+
+#: service -> (inventory group it is placed by, plan function); deploy order
+SERVICE_PLANNERS: dict[str, tuple[str, Callable[[PlanContext], Phase]]] = {
+    "mariadb": ("mariadb", mariadb.plan),
+    "memcached": ("memcached", memcached.plan),
+    "rabbitmq": ("rabbitmq", rabbitmq.plan),
+    "keystone": ("keystone", keystone.plan),
+    "cron": ("cron", cron.plan),
+}
+
+
+@dataclass
+class Deployment:
+    """Everything loaded from the config dir, plus the per-host plans."""
+
+    configdir: Path
+    variables: dict[str, Any]
+    passwords: dict[str, Any]
+    inventory: Inventory
+    warnings: list[str] = field(default_factory=list)
+    plans: dict[str, HostPlan] = field(default_factory=dict)
+
+    @property
+    def enabled(self) -> list[str]:
+        return [s for s in config_mod.enabled_services(self.variables) if s in SERVICE_PLANNERS]
+
+
+def load(configdir: Path, inventory_paths: list[Path] | None = None,
+         extra_vars: dict[str, Any] | None = None) -> Deployment:
+    variables, warnings = config_mod.load_globals(configdir, extra_vars)
+    if not variables.get("node_config_directory") or variables["node_config_directory"] == "/etc/kolla":
+        # a config dir other than /etc/kolla keeps its rendered files beside it (tests, labs)
+        variables["node_config_directory"] = str(configdir)
+    passwords = load_passwords(configdir / "passwords.yml", config_mod.enabled_services(variables))
+    inventory = load_inventory(inventory_paths)
+    return Deployment(configdir, variables, passwords, inventory, warnings)
+
+
+def hosts_for(inventory: Inventory, group: str) -> list[str]:
+    if group in inventory.groups:
+        return inventory.hosts_in(group)
+    return inventory.hosts_in("control") if "control" in inventory.groups else []
+
+
+def make_plans(dep: Deployment) -> dict[str, HostPlan]:
+    """One HostPlan per host that runs at least one enabled service."""
+    plans: dict[str, HostPlan] = {}
+    used: set[Path] = set()
+    root = Path(dep.variables["node_config_directory"])
+    for service in dep.enabled:
+        group, planner = SERVICE_PLANNERS[service]
+        for host in hosts_for(dep.inventory, group):
+            hvars = dict(dep.variables)
+            hvars.update({k: v for k, v in dep.inventory.hosts.get(host, {}).items()})
+            hvars["inventory_hostname"] = host
+            plan = plans.get(host)
+            if plan is None:
+                plan = plans[host] = HostPlan(host=host, config_root=str(root))
+            ctx = PlanContext(host=host, variables=hvars, passwords=dep.passwords,
+                              configdir=dep.configdir, config_root=root, files=plan.files)
+            phase = planner(ctx)
+            plan.files = ctx.files
+            used |= ctx.used_overrides
+            plan.phases.append(phase)
+            for step in phase.steps:
+                if step.container is None:
+                    continue
+                for vol in step.container.volumes:
+                    src = vol.split(":", 1)[0]
+                    if not src.startswith("/") and src not in plan.volumes:
+                        plan.volumes.append(src)
+    for path in merge.unused_overrides(dep.configdir, used):
+        dep.warnings.append(f"{path}: override file is not read by any enabled service")
+    dep.plans = plans
+    return plans

@@ -1,0 +1,142 @@
+"""Keystone: database, KOLLA_BOOTSTRAP job (db_sync, fernet and credential
+keys), the API under uWSGI, then the admin bootstrap job (admin project, user,
+role, region and identity endpoints)."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from stackyard.deploy.context import PlanContext, cfile
+from stackyard.deploy.model import Phase, Step
+
+KEYSTONE_CONF = """\
+[DEFAULT]
+debug = {debug}
+use_stderr = true
+transport_url = {transport_url}
+
+[database]
+connection = {connection}
+connection_recycle_time = 10
+max_pool_size = 4
+max_retries = -1
+
+[token]
+provider = {provider}
+expiration = {expiry}
+
+[fernet_tokens]
+key_repository = /etc/keystone/fernet-keys
+max_active_keys = 3
+
+[credential]
+key_repository = /etc/keystone/credential-keys
+
+[cache]
+enabled = true
+backend = oslo_cache.memcache_pool
+memcache_servers = {memcache}
+
+[oslo_messaging_notifications]
+driver = {notify_driver}
+"""
+
+UWSGI_INI = """\
+[uwsgi]
+plugins = python3
+http-socket = {address}:{port}
+wsgi-file = /usr/bin/keystone-wsgi-public
+master = true
+processes = {processes}
+threads = 1
+lazy-apps = true
+die-on-term = true
+need-app = true
+buffer-size = 65535
+add-header = Connection: close
+disable-logging = {disable_logging}
+"""
+
+
+def public_url(v: dict) -> str:
+    return f"http://{v['kolla_internal_fqdn']}:{v['keystone_public_port']}"
+
+
+def plan(ctx: PlanContext) -> Phase:
+    v, pw = ctx.variables, ctx.passwords
+    svc = "keystone"
+    db_host = v["kolla_internal_fqdn"]
+    connection = (f"mysql+pymysql://keystone:{quote(pw['keystone_database_password'], safe='')}"
+                  f"@{db_host}:{v['database_port']}/keystone")
+    if v.get("enable_rabbitmq"):
+        transport = (f"rabbit://keystone:{quote(pw['rabbitmq_password'], safe='')}"
+                     f"@{db_host}:{v['rabbitmq_port']}/keystone")
+        notify = "messagingv2"
+    else:
+        transport, notify = "", "noop"
+    conf = KEYSTONE_CONF.format(
+        debug=str(bool(v.get("openstack_logging_debug"))).lower(), connection=connection,
+        provider=v["keystone_token_provider"], expiry=v["fernet_token_expiry"],
+        memcache=f"{v['api_interface_address']}:{v['memcached_port']}",
+        transport_url=transport, notify_driver=notify,
+    )
+    ctx.add_ini(svc, "keystone.conf", "keystone", conf, owner="keystone", secret=True)
+    uwsgi = UWSGI_INI.format(address=v["api_interface_address"], port=v["keystone_public_port"],
+                             processes=v.get("keystone_api_workers", 2),
+                             disable_logging="false" if v.get("openstack_logging_debug") else "true")
+    ctx.add_file(svc, "keystone-uwsgi.ini", uwsgi, owner="keystone", mode=0o600)
+    ctx.add_config_json(svc, "uwsgi --ini /etc/keystone/keystone-uwsgi.ini", [
+        cfile("keystone.conf", "/etc/keystone/keystone.conf", "keystone", "0600"),
+        cfile("keystone-uwsgi.ini", "/etc/keystone/keystone-uwsgi.ini", "keystone", "0600"),
+    ], permissions=[
+        {"path": "/etc/keystone/fernet-keys", "owner": "keystone:keystone", "perm": "0700", "recurse": False},
+        {"path": "/etc/keystone/credential-keys", "owner": "keystone:keystone", "perm": "0700", "recurse": False},
+    ])
+    # the admin bootstrap job has its own config dir: keystone.conf plus the admin password
+    admin = "keystone-bootstrap-admin"
+    ctx.add_file(admin, "keystone.conf", _find(ctx, svc, "keystone.conf"),
+                 owner="keystone", secret=True)
+    ctx.add_file(admin, "admin-password", pw["keystone_admin_password"], owner="keystone", secret=True)
+    url = public_url(v)
+    args = [
+        "/usr/local/lib/stackyard/hooks/admin-bootstrap",
+        "--bootstrap-username", v["keystone_admin_user"],
+        "--bootstrap-project-name", v["keystone_admin_project"],
+        "--bootstrap-role-name", "admin",
+        "--bootstrap-service-name", "keystone",
+        "--bootstrap-region-id", v["openstack_region_name"],
+        "--bootstrap-admin-url", url,
+        "--bootstrap-internal-url", url,
+        "--bootstrap-public-url", f"http://{v['kolla_external_fqdn']}:{v['keystone_public_port']}",
+    ]
+    ctx.add_config_json(admin, " ".join(args), [
+        cfile("keystone.conf", "/etc/keystone/keystone.conf", "keystone", "0600"),
+        cfile("admin-password", "/etc/keystone/admin-password", "keystone", "0600"),
+    ])
+    volumes = ["keystone_fernet_tokens:/etc/keystone/fernet-keys/",
+               "keystone_credential_keys:/etc/keystone/credential-keys/"]
+    bootstrap = ctx.container("bootstrap_keystone", "keystone", svc, volumes=volumes,
+                              environment={"KOLLA_BOOTSTRAP": "1"}, restart_policy="no")
+    api = ctx.container(
+        "keystone", "keystone", svc, volumes=volumes,
+        healthcheck=["healthcheck_curl", f"http://{v['api_interface_address']}:{v['keystone_public_port']}/v3"],
+    )
+    admin_job = ctx.container("keystone_bootstrap_admin", "keystone", svc, config_dir=admin,
+                              volumes=volumes, restart_policy="no")
+    return Phase(svc, [
+        Step("database", "keystone", params={"database": "keystone", "user": "keystone",
+                                             "password_key": "keystone_database_password"}),
+        Step("job", "bootstrap_keystone", bootstrap),
+        Step("container", "keystone", api),
+        Step("wait", "keystone", params={"timeout": 120}),
+        Step("job", "keystone_bootstrap_admin", admin_job),
+        Step("keystone_check", "keystone", params={"auth_url": f"{url}/v3"}),
+    ])
+
+
+def _find(ctx: PlanContext, service: str, name: str) -> str:
+    path = f"{ctx.service_dir(service)}/{name}"
+    for f in ctx.files:
+        if f.path == path:
+            return f.content
+    raise KeyError(path)
