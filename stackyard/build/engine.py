@@ -24,7 +24,7 @@ import docker.errors
 
 from stackyard.build.config import BuildConfig
 from stackyard.build.graph import ImageGraph
-from stackyard.build.plan import HASH_LABEL, NAME_LABEL, ImagePlan
+from stackyard.build.plan import HASH_LABEL, NAME_LABEL, PARENT_LABEL, ImagePlan
 
 BUILT, CACHED, FAILED, PARENT_FAILED, SKIPPED, UNMATCHED = (
     "built", "cached", "failed", "parent_failed", "skipped", "unmatched",
@@ -37,6 +37,8 @@ _TRANSIENT = re.compile(
     r"Undetermined Error|TLS handshake timeout|i/o timeout|unexpected EOF",
     re.IGNORECASE,
 )
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 @dataclass
@@ -144,11 +146,35 @@ class Builder:
 
     # -- cache lookups -----------------------------------------------------
     def _index_local(self) -> None:
-        """One engine call lists every stackyard image with its hash label."""
+        """One engine call lists every image carrying a hash label.
+
+        Labels are inherited: an image someone builds FROM ours carries our hash
+        too. Only an image whose newest history entry is the LABEL instruction our
+        builder added is the image itself; the others are ignored.
+        """
+        candidates: dict[str, list[str]] = {}
         for img in self.client.images.list(filters={"label": HASH_LABEL}):
             h = (img.labels or {}).get(HASH_LABEL)
             if h:
-                self._by_hash.setdefault(h, img.id)
+                candidates.setdefault(h, []).append(img.id)
+        for h, ids in candidates.items():
+            for image_id in ids:
+                if self._built_by_us(image_id, h):
+                    self._by_hash[h] = image_id
+                    break
+
+    def _built_by_us(self, image_id: str, hash_: str) -> bool:
+        try:
+            history = self.client.api.history(image_id)
+        except docker.errors.APIError:
+            return False
+        for entry in history:
+            created_by = entry.get("CreatedBy") or ""
+            if "LABEL" not in created_by:
+                return False
+            if f"{HASH_LABEL}={hash_}" in created_by:
+                return True
+        return False
 
     def _local_ref_exists(self, ref: str) -> bool:
         try:
@@ -163,9 +189,29 @@ class Builder:
             image = self.client.images.pull(plan.ref)
         except docker.errors.APIError:
             return None
-        if (image.labels or {}).get(HASH_LABEL) == plan.hash:
+        if (image.labels or {}).get(HASH_LABEL) == plan.hash and self._built_by_us(image.id, plan.hash):
             return image.id
         return None
+
+    def _parent_ids(self, plan: ImagePlan) -> str | None:
+        ids = []
+        for parent in plan.parents:
+            res = self.results.get(parent)
+            parent_id = res.image_id if res and res.image_id else None
+            if parent_id is None:
+                try:
+                    parent_id = self.client.images.get(self.plans[parent].ref).id
+                except docker.errors.ImageNotFound:
+                    return None
+            ids.append(parent_id)
+        return ",".join(ids)
+
+    def _on_top_of_parents(self, image_id: str, plan: ImagePlan) -> bool:
+        """A cached child must have been built on its parents' current images."""
+        if not plan.parents:
+            return True
+        labels = self.client.api.inspect_image(image_id).get("Config", {}).get("Labels") or {}
+        return labels.get(PARENT_LABEL) == self._parent_ids(plan)
 
     # -- one image ---------------------------------------------------------
     def _build_one(self, name: str) -> ImageResult:
@@ -180,6 +226,8 @@ class Builder:
         image_id = None if self.config.no_cache else self._by_hash.get(plan.hash)
         if image_id is None and self.config.push and not self.config.no_cache:
             image_id = self._registry_hit(plan)
+        if image_id is not None and not self._on_top_of_parents(image_id, plan):
+            image_id = None
         if image_id is not None:
             self.client.api.tag(image_id, *plan.ref.rsplit(":", 1))
             result.status = CACHED
@@ -216,6 +264,9 @@ class Builder:
     def _docker_build(self, plan: ImagePlan, log: Any) -> str:
         context = make_context(plan)
         labels = {HASH_LABEL: plan.hash, NAME_LABEL: plan.name}
+        parent_ids = self._parent_ids(plan)
+        if parent_ids:
+            labels[PARENT_LABEL] = parent_ids
         image_id = ""
         last_lines: list[str] = []
         try:
@@ -330,7 +381,9 @@ class Builder:
 
 def _short(err: str, last_lines: Iterable[str]) -> str:
     """One line that says why: the failing step plus apt's own error if present."""
-    apt_errors = [l.strip() for l in last_lines if l.startswith("E: ")]
+    # the engine wraps a step's stderr in ANSI colour codes (ESC[91m ... ESC[0m)
+    plain = (_ANSI.sub("", l).strip() for l in last_lines)
+    apt_errors = [l for l in plain if l.startswith("E: ")]
     first = err.splitlines()[0] if err else "build failed"
     if apt_errors:
         return f"{first}: {apt_errors[-1]}"

@@ -22,6 +22,8 @@ from stackyard.errors import ConfigError
 
 HASH_LABEL = "org.stackyard.hash"
 NAME_LABEL = "org.stackyard.image"
+#: engine IDs of the parents an image was built on (a cache hit must match them)
+PARENT_LABEL = "org.stackyard.parents"
 #: Bump when the hashing scheme changes, so old images never match by accident.
 HASH_SCHEME = "stackyard-build-1"
 #: Build args that only change how packages are fetched, not what is built.

@@ -380,7 +380,7 @@ class HostApplier:
                     self.client.volumes.create(vol, labels={MANAGED_LABEL: "true"})
         self.report.files_changed = sync_files(self.plan, self.dry_run)
         for path in self.report.files_changed:
-            self.say(f"[{host}] file {path} {'would change' if self.dry_run else 'written'}")
+            self.say(f"{host}: file {path} {'would change' if self.dry_run else 'written'}")
         handlers = {
             "container": self.do_container, "job": self.do_job, "wait": self.do_wait,
             "database": self.do_database, "mysql_ready": self.do_mysql_ready,
@@ -410,4 +410,4 @@ class HostApplier:
         self.report.results.append(r)
         mark = {"changed": "[yellow]changed[/yellow]", "unchanged": "[green]ok[/green]",
                 "failed": "[bold red]failed[/bold red]"}[status]
-        self.say(f"[{r.host}] {phase:<10} {step.kind:<14} {step.name:<26} {mark} {detail} ({r.seconds:.1f}s)")
+        self.say(f"{r.host}: {phase:<10} {step.kind:<14} {step.name:<26} {mark} {detail} ({r.seconds:.1f}s)")

@@ -26,7 +26,7 @@ DEFAULT_CONFIGDIR = Path("/etc/kolla")
 def _console() -> Any:
     from rich.console import Console
 
-    return Console(stderr=True, highlight=False)
+    return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _extra_vars(items: list[str]) -> dict[str, Any]:

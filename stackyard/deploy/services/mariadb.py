@@ -10,7 +10,7 @@ SERVER_CNF = """\
 bind-address = {address}
 port = {port}
 datadir = /var/lib/mysql
-skip-name-resolve
+skip-name-resolve = 1
 character-set-server = utf8mb4
 collation-server = utf8mb4_general_ci
 max_connections = {max_connections}

@@ -53,6 +53,12 @@ def test_short_prefers_apt_error():
     assert _short("", []) == "build failed"
 
 
+def test_short_strips_engine_colour_codes():
+    lines = ["Reading state information...", "\x1b[91mE: Unable to locate package nope", "\x1b[0m"]
+    assert _short("returned a non-zero code: 100", lines) == (
+        "returned a non-zero code: 100: E: Unable to locate package nope")
+
+
 def test_summary_lists_every_image():
     results = {
         "base": ImageResult("base", "cached"),
