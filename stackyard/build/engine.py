@@ -269,6 +269,7 @@ class Builder:
             labels[PARENT_LABEL] = parent_ids
         image_id = ""
         last_lines: list[str] = []
+        pending = ""  # the engine streams partial lines (apt's "E:" arrives in pieces)
         try:
             stream = self.client.api.build(
                 fileobj=context,
@@ -287,11 +288,15 @@ class Builder:
                 if "stream" in chunk:
                     text = chunk["stream"]
                     log.write(text)
-                    last_lines = (last_lines + text.splitlines())[-30:]
+                    pending += _ANSI.sub("", text)
+                    *complete, pending = pending.split("\n")
+                    last_lines = (last_lines + complete)[-30:]
                 if "aux" in chunk and isinstance(chunk["aux"], dict) and "ID" in chunk["aux"]:
                     image_id = chunk["aux"]["ID"]
                 if "error" in chunk:
                     err = chunk["error"].strip()
+                    if pending:
+                        last_lines = (last_lines + [pending])[-30:]
                     log.write(f"ERROR: {err}\n")
                     context_text = "\n".join(last_lines) + "\n" + err
                     raise BuildFailed(_short(err, last_lines), is_transient(context_text))

@@ -51,9 +51,19 @@ class PlanContext:
         return path
 
     def add_ini(self, service: str, name: str, project: str, base_text: str, *, owner: str,
-                mode: int = 0o600, secret: bool = True, override_service: str | None = None) -> str:
-        """An INI file merged with global.conf, <project>.conf, <project>/<service>.conf …"""
-        overrides = merge.find_overrides(self.configdir, project, override_service or service, self.host)
+                mode: int = 0o600, secret: bool = True, override_service: str | None = None,
+                override_files: list[str] | None = None) -> str:
+        """An INI file merged with global.conf, <project>.conf, <project>/<service>.conf …
+
+        ``override_files`` (paths relative to ``config/``, least specific first)
+        replaces that oslo.config lookup for files that are not oslo configs,
+        e.g. MariaDB's ``galera.cnf``, which must not pick up ``global.conf``.
+        """
+        if override_files is None:
+            overrides = merge.find_overrides(self.configdir, project, override_service or service, self.host)
+        else:
+            root = self.configdir / merge.OVERRIDES_DIR
+            overrides = [root / rel for rel in override_files if (root / rel).is_file()]
         self.used_overrides.update(overrides)
         text = merge.render_and_merge(base_text, f"<generated {project}/{name}>", overrides, self.variables)
         return self.add_file(service, name, text, owner=owner, mode=mode, secret=secret)

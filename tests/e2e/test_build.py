@@ -330,12 +330,24 @@ def test_failure_exit_code_in_text_mode(core_build, tmp_path):
 
 
 # ----------------------------------------------------------------- push
-REGISTRY = "127.0.0.1:5000"
+def _registry_address() -> str:
+    """127.0.0.1:5000 when free; Keystone's public API (host networking) also wants 5000,
+    so fall back to a free loopback port (dockerd trusts every 127.0.0.0/8 registry)."""
+    import socket
+
+    for port in (5000, 0):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return f"127.0.0.1:{s.getsockname()[1]}"
+    raise AssertionError("no free loopback port for the registry")
 
 
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory):
-    """Debian's docker-registry on 127.0.0.1:5000 with storage under /tmp; fails if unavailable."""
+    """Debian's docker-registry on loopback with storage under /tmp; fails (not skips) if unavailable."""
     binary = shutil.which("docker-registry")
     if binary is None:
         r = subprocess.run(["apt-get", "install", "-y", "docker-registry"], capture_output=True, text=True,
@@ -343,12 +355,13 @@ def registry(tmp_path_factory):
         binary = shutil.which("docker-registry")
         assert binary, f"cannot install docker-registry: {r.stderr[-1000:]}"
     root = tmp_path_factory.mktemp("registry")
+    address = _registry_address()
     config = root / "config.yml"
     config.write_text(
         "version: 0.1\n"
         "log:\n  level: warn\n"
         f"storage:\n  filesystem:\n    rootdirectory: {root / 'data'}\n  delete:\n    enabled: true\n"
-        f"http:\n  addr: {REGISTRY}\n"
+        f"http:\n  addr: {address}\n"
     )
     log = open(root / "registry.log", "w")
     proc = subprocess.Popen([binary, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT)
@@ -357,14 +370,14 @@ def registry(tmp_path_factory):
         while True:
             assert proc.poll() is None, f"docker-registry exited: {(root / 'registry.log').read_text()[-1000:]}"
             try:
-                with urllib.request.urlopen(f"http://{REGISTRY}/v2/", timeout=2) as resp:
+                with urllib.request.urlopen(f"http://{address}/v2/", timeout=2) as resp:
                     if resp.status == 200:
                         break
             except (urllib.error.URLError, OSError):
                 pass
-            assert time.monotonic() < deadline, "docker-registry did not answer on 127.0.0.1:5000"
+            assert time.monotonic() < deadline, f"docker-registry did not answer on {address}"
             time.sleep(0.3)
-        yield REGISTRY
+        yield address
     finally:
         proc.terminate()
         try:
@@ -372,11 +385,11 @@ def registry(tmp_path_factory):
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
-        rmi(*images_matching(f"{REGISTRY}/stackyard/*"))
+        rmi(*images_matching(f"{address}/stackyard/*"))
 
 
-def _registry_json(path: str) -> dict[str, Any]:
-    with urllib.request.urlopen(f"http://{REGISTRY}{path}", timeout=10) as resp:
+def _registry_json(address: str, path: str) -> dict[str, Any]:
+    with urllib.request.urlopen(f"http://{address}{path}", timeout=10) as resp:
         return json.loads(resp.read())
 
 
@@ -389,9 +402,9 @@ def test_push_then_cached(core_build, registry):
     # base's Dockerfile does not name the registry: same hash as the local build
     assert first["images"]["base"]["hash"] == core_build["images"]["base"]["hash"]
     assert first["images"]["memcached"]["ref"] == f"{registry}/stackyard/memcached:{TAG}"
-    catalog = _registry_json("/v2/_catalog")["repositories"]
+    catalog = _registry_json(registry, "/v2/_catalog")["repositories"]
     assert {"stackyard/base", "stackyard/memcached"} <= set(catalog)
-    assert _registry_json("/v2/stackyard/memcached/tags/list")["tags"] == [TAG]
+    assert _registry_json(registry, "/v2/stackyard/memcached/tags/list")["tags"] == [TAG]
 
     code, second, err = build("memcached", "--registry", registry, "--push", work=work)
     assert code == 0, err[-3000:]

@@ -28,8 +28,10 @@ def plan(ctx: PlanContext) -> Phase:
         max_connections=v.get("mariadb_max_connections", 1000),
         buffer_pool=v.get("mariadb_innodb_buffer_pool_size", "256M"),
     )
+    # kolla-ansible's names: config/galera.cnf, then config/mariadb/<host>/galera.cnf
+    # (no global.conf: that one is for the OpenStack services' oslo configs)
     ctx.add_ini(svc, "galera.cnf", "galera", cnf, owner="mysql", mode=0o600, secret=False,
-                override_service="galera")
+                override_files=["galera.cnf", f"mariadb/{ctx.host}/galera.cnf"])
     ctx.add_file(svc, "root-password", ctx.passwords["database_password"], owner="mysql", secret=True)
     ctx.add_config_json(svc, "mariadbd", [
         cfile("galera.cnf", "/etc/mysql/mariadb.conf.d/99-stackyard.cnf", "mysql", "0600"),
