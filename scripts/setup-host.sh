@@ -21,7 +21,7 @@ fi
 if ! docker info >/dev/null 2>&1; then
     echo "setup: starting dockerd (--bridge=none --iptables=false)"
     mkdir -p /var/log
-    nohup dockerd --bridge=none --iptables=false --ip6tables=false >/var/log/stackyard-dockerd.log 2>&1 &
+    setsid nohup dockerd --bridge=none --iptables=false --ip6tables=false </dev/null >/var/log/stackyard-dockerd.log 2>&1 &
     for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
     docker info >/dev/null 2>&1 || { echo "setup: dockerd did not start, see /var/log/stackyard-dockerd.log" >&2; exit 1; }
 fi

@@ -109,7 +109,7 @@ def test_keystone_without_rabbitmq_uses_no_transport(tmp_path):
     _, plan = deploy(tmp_path, {"enable_rabbitmq": False})
     conf = file_named(plan, "keystone", "keystone.conf").content
     assert "rabbit://" not in conf
-    assert re.search(r"^driver = noop$", conf, re.M)
+    assert re.search(r"^driver = noop$", conf, re.MULTILINE)
 
 
 def test_named_volumes_are_collected_once(tmp_path):
@@ -237,13 +237,13 @@ def keystone_conf(plan: HostPlan) -> str:
 
 def test_project_override_lands_in_keystone_conf(tmp_path):
     _, base = deploy(tmp_path / "a")
-    assert re.search(r"^expiration = 86400$", keystone_conf(base), re.M)
+    assert re.search(r"^expiration = 86400$", keystone_conf(base), re.MULTILINE)
     _, plan = deploy(tmp_path / "b", overrides={"keystone.conf": "[token]\nexpiration = 1234\n"})
     conf = keystone_conf(plan)
-    assert re.search(r"^expiration = 1234$", conf, re.M)
+    assert re.search(r"^expiration = 1234$", conf, re.MULTILINE)
     assert "86400" not in conf
     # the rest of our generated config is kept
-    assert re.search(r"^provider = fernet$", conf, re.M)
+    assert re.search(r"^provider = fernet$", conf, re.MULTILINE)
     # the admin bootstrap job reads the same merged file
     assert file_named(plan, "keystone-bootstrap-admin", "keystone.conf").content == conf
 
@@ -255,15 +255,15 @@ def test_global_conf_applies_and_later_file_wins(tmp_path):
         "keystone/keystone.conf": "[token]\nexpiration = 3\n[DEFAULT]\nfrom_service = s\n",
     })
     conf = keystone_conf(plan)
-    assert re.search(r"^debug = true$", conf, re.M)
-    assert re.search(r"^from_global = g$", conf, re.M)
-    assert re.search(r"^from_service = s$", conf, re.M)
-    assert re.findall(r"^expiration = .*$", conf, re.M) == ["expiration = 3"]
+    assert re.search(r"^debug = true$", conf, re.MULTILINE)
+    assert re.search(r"^from_global = g$", conf, re.MULTILINE)
+    assert re.search(r"^from_service = s$", conf, re.MULTILINE)
+    assert re.findall(r"^expiration = .*$", conf, re.MULTILINE) == ["expiration = 3"]
 
 
 def test_global_conf_alone_applies_to_keystone(tmp_path):
     _, plan = deploy(tmp_path, overrides={"global.conf": "[DEFAULT]\ndebug = true\n"})
-    assert re.search(r"^debug = true$", keystone_conf(plan), re.M)
+    assert re.search(r"^debug = true$", keystone_conf(plan), re.MULTILINE)
     assert "debug = false" not in keystone_conf(plan)
 
 
@@ -273,8 +273,8 @@ def test_override_is_rendered_with_jinja(tmp_path):
                          "[token]\nexpiration = {{ 600 * 2 }}\n",
     })
     conf = keystone_conf(plan)
-    assert re.search(r"^region_hint = RegionTest$", conf, re.M)
-    assert re.search(r"^expiration = 1200$", conf, re.M)
+    assert re.search(r"^region_hint = RegionTest$", conf, re.MULTILINE)
+    assert re.search(r"^expiration = 1200$", conf, re.MULTILINE)
     assert "{{" not in conf
 
 
@@ -303,6 +303,31 @@ def test_keystone_override_unused_when_keystone_disabled(tmp_path):
     dep, _ = deploy(tmp_path, {"enable_keystone": False},
                     overrides={"keystone.conf": "[token]\nexpiration = 1234\n"})
     assert any("keystone.conf" in w and "not read" in w for w in dep.warnings)
+
+
+def test_galera_cnf_uses_kolla_ansible_override_names(tmp_path):
+    _, plan = deploy(tmp_path, overrides={
+        "galera.cnf": "[mysqld]\nmax_connections = 1500\nwait_timeout = 60\n",
+        f"mariadb/{HOST}/galera.cnf": "[mysqld]\nwait_timeout = 90\n",
+    })
+    galera = file_named(plan, "mariadb", "galera.cnf").content
+    assert re.search(r"^max_connections = 1500$", galera, re.MULTILINE)
+    assert re.findall(r"^wait_timeout = .*$", galera, re.MULTILINE) == ["wait_timeout = 90"]
+
+
+def test_global_conf_does_not_reach_galera_cnf(tmp_path):
+    """global.conf is for oslo.config services; MariaDB must not restart when it changes."""
+    configdir = make_configdir(tmp_path)
+    before = plan_mod.make_plans(plan_mod.load(configdir))[HOST]
+    (configdir / "config").mkdir()
+    (configdir / "config" / "global.conf").write_text("[DEFAULT]\ndebug = true\n")
+    dep = plan_mod.load(configdir)
+    after = plan_mod.make_plans(dep)[HOST]
+    assert "[DEFAULT]" not in file_named(after, "mariadb", "galera.cnf").content
+    h1, h2 = spec_hashes(before), spec_hashes(after)
+    assert h1["mariadb"] == h2["mariadb"]
+    assert h1["keystone"] != h2["keystone"]
+    assert dep.warnings == []
 
 
 # --------------------------------------------------------------------------- spec hashes
@@ -352,7 +377,7 @@ def test_ports_and_addresses_from_globals_reach_configs_and_healthchecks(tmp_pat
                                 "memcached_port": 11222, "database_port": 3307,
                                 "rabbitmq_port": 5673})
     uwsgi = file_named(plan, "keystone", "keystone-uwsgi.ini").content
-    assert re.search(r"^http-socket = 127\.0\.0\.2:5001$", uwsgi, re.M)
+    assert re.search(r"^http-socket = 127\.0\.0\.2:5001$", uwsgi, re.MULTILINE)
     ks = spec_by_name(plan, "keystone")
     assert ks.healthcheck is not None
     assert "http://127.0.0.2:5001/v3" in " ".join(ks.healthcheck.test)
@@ -360,15 +385,15 @@ def test_ports_and_addresses_from_globals_reach_configs_and_healthchecks(tmp_pat
     conf = keystone_conf(plan)
     assert "@127.0.0.2:3307/keystone" in conf
     assert "@127.0.0.2:5673/keystone" in conf
-    assert re.search(r"^memcache_servers = 127\.0\.0\.2:11222$", conf, re.M)
+    assert re.search(r"^memcache_servers = 127\.0\.0\.2:11222$", conf, re.MULTILINE)
 
     assert "11222" in " ".join(spec_by_name(plan, "memcached").healthcheck.test)
     memcached_cmd = json.loads(file_named(plan, "memcached", "config.json").content)["command"]
     assert "-l 127.0.0.2 -p 11222" in memcached_cmd
     assert "3307" in " ".join(spec_by_name(plan, "mariadb").healthcheck.test)
     galera = file_named(plan, "mariadb", "galera.cnf").content
-    assert re.search(r"^bind-address = 127\.0\.0\.2$", galera, re.M)
-    assert re.search(r"^port = 3307$", galera, re.M)
+    assert re.search(r"^bind-address = 127\.0\.0\.2$", galera, re.MULTILINE)
+    assert re.search(r"^port = 3307$", galera, re.MULTILINE)
     assert "listeners.tcp.1 = 127.0.0.2:5673" in file_named(plan, "rabbitmq", "rabbitmq.conf").content
 
     # the admin bootstrap registers endpoints on the configured address and port
@@ -382,7 +407,7 @@ def _ports_in(text: str) -> set[int]:
     found = set()
     for pattern in (r"(?:\d{1,3}\.){3}\d{1,3}:(\d+)", r"\bport\s*=\s*(\d+)", r"-p (\d+)",
                     r"_PORT[=:\s\"]+(\d+)", r"PORT=(\d+)", r"\b[a-z]+\s(\d{2,5})$"):
-        found.update(int(m) for m in re.findall(pattern, text, re.M))
+        found.update(int(m) for m in re.findall(pattern, text, re.MULTILINE))
     return found
 
 
