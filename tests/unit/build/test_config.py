@@ -6,7 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from stackyard.build.config import DEFAULT_PROFILES, BuildConfig, load_config_file, make_config
+from stackyard.build.config import (
+    DEFAULT_PROFILES,
+    BuildConfig,
+    load_config_file,
+    make_config,
+)
 from stackyard.errors import ConfigError
 
 
@@ -123,7 +128,7 @@ def test_flags_override_file(tmp_path):
 
 
 def test_every_flag_is_a_file_key():
-    from stackyard.cli import _BUILD_KEYS
     from stackyard.build.config import _FIELD_TYPES
+    from stackyard.cli import _BUILD_KEYS
 
     assert set(_BUILD_KEYS) <= set(_FIELD_TYPES)

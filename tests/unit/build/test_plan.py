@@ -7,14 +7,19 @@ import os
 import subprocess
 import sys
 import tarfile
-from pathlib import Path
 
 import pytest
 
 from stackyard.build.catalog import render_all
 from stackyard.build.engine import make_context
 from stackyard.build.graph import ImageGraph
-from stackyard.build.plan import HASH_SCHEME, build_args, check_install_type, content_hash, make_plan
+from stackyard.build.plan import (
+    HASH_SCHEME,
+    build_args,
+    check_install_type,
+    content_hash,
+    make_plan,
+)
 from stackyard.errors import ConfigError
 
 EXTERNAL = {"debian:trixie": "sha256:" + "1" * 64}

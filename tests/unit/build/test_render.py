@@ -9,7 +9,6 @@ from stackyard.build.catalog import BUILTIN_IMAGES_DIR, parse_from, render_all
 from stackyard.errors import ConfigError, TemplateError
 
 
-
 def child_of(parent: str, body: str = "") -> str:
     """The smallest template that builds FROM one of our images."""
     return "FROM {{ image_ref('%s') }}\n%s" % (parent, body)
@@ -250,3 +249,26 @@ def test_unreadable_override_is_config_error(config, tmp_path):
 def test_block_prefix():
     assert catalog.block_name("openstack-base") == "openstack_base"
     assert catalog.block_name("mariadb-server") == "mariadb_server"
+
+
+@pytest.mark.parametrize("name", sorted(CORE))
+def test_every_builtin_image_offers_blocks_and_package_variables(name):
+    """Overrides rely on <image>_header/_footer blocks and customizable('<image>_packages')."""
+    text = (BUILTIN_IMAGES_DIR / name / "Dockerfile.j2").read_text()
+    prefix = catalog.block_name(name)
+    assert "{%% block %s_header %%}" % prefix in text
+    assert "{%% block %s_footer %%}" % prefix in text
+    assert "'%s_packages')" % prefix in text
+
+
+def test_header_and_footer_blocks_of_every_image(config, tree):
+    blocks = "".join("{%% block %s_header %%}RUN echo h-%s\n{%% endblock %%}"
+                     "{%% block %s_footer %%}RUN echo f-%s\n{%% endblock %%}"
+                     % (catalog.block_name(n), n, catalog.block_name(n), n) for n in sorted(CORE))
+    dd = tree({"o.j2": "{% extends parent_template %}\n" + blocks})
+    images = render_all(config(template_overrides=[dd / "o.j2"]))
+    for name in CORE:
+        lines = images[name].dockerfile.splitlines()
+        assert f"RUN echo h-{name}" in lines and f"RUN echo f-{name}" in lines
+        assert lines.index(f"RUN echo h-{name}") < lines.index(f"RUN echo f-{name}")
+        assert sum(l.startswith("RUN echo h-") for l in lines) == 1, name
