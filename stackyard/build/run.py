@@ -76,21 +76,34 @@ def execute(session: BuildSession, client: Any, progress: Any) -> dict[str, Any]
     config = session.config
     external_ids: dict[str, str] = {}
     externals = {ref for n in session.selected for ref in session.images[n].external}
-    needs_base = config.base_ref in externals
     for ref in sorted(externals):
         if ref == config.base_ref:
             external_ids[ref] = ensure_base_image(client, config, log=lambda m: progress.event("base", "info", m))
         else:
-            try:
-                external_ids[ref] = client.images.get(ref).id
-            except Exception:  # noqa: BLE001 - pull attempt below decides
-                external_ids[ref] = client.images.pull(ref).id
+            external_ids[ref] = _external_image(client, ref)
     plans = plans_for(session, external_ids)
     # only reach for the mirror when something will really be built
     builder = Builder(client, config, plans, session.graph, session.selected, progress)
     builder._index_local()
     to_build = [n for n in session.selected if config.no_cache or plans[n].hash not in builder._by_hash]
-    if to_build and needs_base and not config.skip_existing:
+    if to_build and not config.skip_existing:
         check_mirror(config.apt_mirror, config.base_tag, config.apt_proxy)
     results = builder.run()
     return summary(results, session.images, session.selected)
+
+
+def _external_image(client: Any, ref: str) -> str:
+    """Engine ID of a FROM image that is not ours; pulled if missing."""
+    import docker.errors
+
+    from stackyard.errors import EngineError
+
+    try:
+        return client.images.get(ref).id
+    except docker.errors.ImageNotFound:
+        pass
+    try:
+        return client.images.pull(ref).id
+    except docker.errors.APIError as exc:
+        reason = str(exc.explanation or exc).splitlines()[0]
+        raise EngineError(f"base image {ref} is not present and cannot be pulled: {reason}") from None
