@@ -35,7 +35,10 @@ def check_mirror(mirror: str, suite: str, proxy: str = "", timeout: float = 15.0
     ]
     opener = urllib.request.build_opener(*handlers)
     try:
-        with opener.open(urllib.request.Request(url, method="HEAD"), timeout=timeout) as resp:
+        # GET, not HEAD: caching proxies such as apt-cacher-ng answer HEAD for
+        # uncached files with an error
+        with opener.open(urllib.request.Request(url), timeout=timeout) as resp:
+            resp.read(512)
             if resp.status >= 400:
                 raise MirrorError(f"mirror {mirror}: {url} answered HTTP {resp.status}")
     except urllib.error.HTTPError as exc:

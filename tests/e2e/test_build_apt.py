@@ -48,11 +48,13 @@ def acng(tmp_path_factory: pytest.TempPathFactory):
     base = tmp_path_factory.mktemp("acng")
     (base / "cache").mkdir()
     (base / "log").mkdir()
-    proc = subprocess.Popen([
-        "apt-cacher-ng", "-c", "/etc/apt-cacher-ng", "ForeGround=1", "BindAddress=127.0.0.1",
-        f"Port={PORT}", f"CacheDir={base / 'cache'}", f"LogDir={base / 'log'}", "PidFile=",
-        "SocketPath=", "ReportPage=",
-    ], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    # our own minimal config: loopback only, no remapping to the package's mirror lists
+    (base / "acng.conf").write_text(
+        f"CacheDir: {base / 'cache'}\nLogDir: {base / 'log'}\nSupportDir: /usr/lib/apt-cacher-ng\n"
+        f"Port: {PORT}\nBindAddress: 127.0.0.1\n"
+    )
+    proc = subprocess.Popen(["apt-cacher-ng", "-c", str(base), "ForeGround=1", "PidFile=", "SocketPath="],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     for _ in range(50):
         if _port_open(PORT):
             break
