@@ -85,12 +85,17 @@ class ContainerSpec:
     network_mode: str = "host"
     stop_timeout: int = 30
     labels: dict[str, str] = field(default_factory=dict)
+    #: config files (host paths) whose change matters; None means every file
+    #: in config_dirs. Jobs such as db_sync set it so that, say, a token expiry
+    #: change does not re-run them: they re-run when their image or spec changes.
+    trigger_files: list[str] | None = None
 
     def spec_hash(self, image_id: str, file_hashes: dict[str, str]) -> str:
         """Everything that, if changed, requires the container to be recreated."""
         relevant = {
             path: h for path, h in sorted(file_hashes.items())
             if any(path.startswith(d.rstrip("/") + "/") for d in self.config_dirs)
+            and (self.trigger_files is None or path in self.trigger_files)
         }
         data = asdict(self)
         data["image_id"] = image_id

@@ -115,14 +115,20 @@ def plan(ctx: PlanContext) -> Phase:
     ])
     volumes = ["keystone_fernet_tokens:/etc/keystone/fernet-keys/",
                "keystone_credential_keys:/etc/keystone/credential-keys/"]
+    # db_sync and key setup re-run when the image changes (new schema), not on
+    # every keystone.conf edit; the admin bootstrap re-runs when its password or
+    # endpoints change (they are in its config.json and admin-password)
     bootstrap = ctx.container("bootstrap_keystone", "keystone", svc, volumes=volumes,
-                              environment={"KOLLA_BOOTSTRAP": "1"}, restart_policy="no")
+                              environment={"KOLLA_BOOTSTRAP": "1"}, restart_policy="no",
+                              trigger_files=[])
     api = ctx.container(
         "keystone", "keystone", svc, volumes=volumes,
         healthcheck=["healthcheck_curl", f"http://{v['api_interface_address']}:{v['keystone_public_port']}/v3"],
     )
     admin_job = ctx.container("keystone_bootstrap_admin", "keystone", svc, config_dir=admin,
-                              volumes=volumes, restart_policy="no")
+                              volumes=volumes, restart_policy="no",
+                              trigger_files=[f"{ctx.service_dir(admin)}/admin-password",
+                                             f"{ctx.service_dir(admin)}/config.json"])
     return Phase(svc, [
         Step("database", "keystone", params={"database": "keystone", "user": "keystone",
                                              "password_key": "keystone_database_password"}),

@@ -39,7 +39,8 @@ def plan(ctx: PlanContext) -> Phase:
     ], permissions=[{"path": "/var/log/kolla/mariadb", "owner": "mysql:mysql", "recurse": True}])
     volumes = ["mariadb:/var/lib/mysql"]
     job = ctx.container("bootstrap_mariadb", "mariadb-server", svc, volumes=volumes,
-                        environment={"KOLLA_BOOTSTRAP": "1"}, restart_policy="no")
+                        environment={"KOLLA_BOOTSTRAP": "1"}, restart_policy="no",
+                        trigger_files=[])
     server = ctx.container(
         "mariadb", "mariadb-server", svc, volumes=volumes,
         healthcheck=["healthcheck_listen", "mariadbd", str(v["database_port"])], stop_timeout=60,
