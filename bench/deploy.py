@@ -35,24 +35,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from stackyard.deploy.cli import GLOBALS_TEMPLATE as GLOBALS
+
 MANAGED_LABEL = "org.stackyard.managed"
 REPO = Path(__file__).resolve().parent.parent
 DESTROY_ARGS = ["destroy", "--yes-i-really-really-mean-it", "--include-volumes"]
 EXIT_REFUSED = 3
 
-GLOBALS = """\
-# written by bench/deploy.py: all-in-one on loopback
-kolla_base_distro: debian
-openstack_release: "2025.1"
-kolla_internal_vip_address: "127.0.0.1"
-network_interface: lo
-docker_namespace: stackyard
-enable_mariadb: true
-enable_memcached: true
-enable_rabbitmq: true
-enable_keystone: true
-enable_cron: true
-"""
 
 RECONFIGURE_OVERRIDE = "[token]\nexpiration = 7200\n"
 

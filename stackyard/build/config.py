@@ -12,9 +12,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from stackyard.errors import ConfigError
+from stackyard.yamlfile import parse_yaml
 
 DEFAULT_CONFIG_FILE = Path("/etc/stackyard/build.yml")
 
@@ -135,13 +134,10 @@ def load_config_file(path: Path, *, required: bool) -> dict[str, Any]:
             raise ConfigError(f"{path}: config file does not exist")
         return {}
     try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}:{where} invalid YAML: {getattr(exc, 'problem', exc)}") from None
+        text = path.read_text()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    data = parse_yaml(text, str(path)) or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: must be a mapping of settings, got {type(data).__name__}")
     out: dict[str, Any] = {}

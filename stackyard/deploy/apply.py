@@ -331,7 +331,7 @@ class HostApplier:
                 except pymysql.MySQLError:
                     cur.execute("ALTER USER %s@'%%' IDENTIFIED BY %s", (user, password))
                     changed.append("password updated")
-            cur.execute(f"SHOW GRANTS FOR %s@'%%'", (user,))
+            cur.execute("SHOW GRANTS FOR %s@'%%'", (user,))
             grants = " ".join(r[0] for r in cur.fetchall())
             if f"ON `{db}`.*" not in grants:
                 cur.execute(f"GRANT ALL PRIVILEGES ON `{db}`.* TO %s@'%%'", (user,))

@@ -28,6 +28,7 @@ import yaml
 
 from stackyard.deploy.schema import OPTIONS, SERVICES, Option, defaults, enable_flag
 from stackyard.errors import ConfigError
+from stackyard.yamlfile import parse_yaml
 
 GLOBALS_FILE = "globals.yml"
 DEFAULT_SOURCE = "built-in defaults"
@@ -280,15 +281,8 @@ def _read_yaml_mapping(path: Path) -> tuple[dict[str, Any], dict[str, int], list
         raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text ({exc.reason})") from exc
-    try:
-        data = yaml.safe_load(text)
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = f":{mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}{line}: invalid YAML: {exc.problem or exc}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
+    data = parse_yaml(text, str(path))
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
     if data is None:
         return {}, {}, []  # empty or comments only: all defaults
     if not isinstance(data, dict):

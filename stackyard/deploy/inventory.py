@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from stackyard.errors import ConfigError
+from stackyard.yamlfile import parse_yaml
 
 #: kolla-ansible's all-in-one layout: every role on localhost, and the
 #: per-service child groups the deploy uses to place containers.
@@ -336,14 +337,7 @@ def _parse_ini(text: str, source: str, builder: _Builder) -> None:
 
 def _parse_yaml(text: str, source: str, builder: _Builder) -> None:
     """Parse Ansible's YAML format (``all: {hosts, vars, children}``) into ``builder``."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = f":{mark.line + 1}" if mark else ""
-        raise ConfigError(f"{source}{line}: invalid YAML: {exc.problem or exc}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: invalid YAML: {exc}") from exc
+    data = parse_yaml(text, source)
     if data is None:
         return
     if not isinstance(data, dict):

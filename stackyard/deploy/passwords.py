@@ -25,6 +25,7 @@ from typing import Any
 import yaml
 
 from stackyard.errors import ConfigError
+from stackyard.yamlfile import parse_yaml
 
 #: Which passwords each service needs (kolla-ansible key names).
 SERVICE_PASSWORDS: dict[str, tuple[str, ...]] = {
@@ -81,14 +82,7 @@ def _read(path: Path) -> dict[str, Any]:
         raise
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
-    try:
-        data = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = f":{mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}{line}: invalid YAML: {exc.problem or exc}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
+    data = parse_yaml(text, str(path))
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -127,7 +127,7 @@ def test_missing_docker_dir(run, tmp_path):
 @pytest.mark.parametrize(
     "text, needles",
     [
-        ("threads: 2\ntag: [oops\n", ("invalid YAML", "line ")),
+        ("threads: 2\ntag: [oops\n", ("invalid YAML", "bad.yml:3:")),
         ("thread: 2\n", ("unknown key 'thread'", "did you mean 'threads'?")),
         ("threads: many\n", ("key 'threads' must be int",)),
         ("install_type: rpm\n", ("install_type: 'rpm'",)),

@@ -58,13 +58,13 @@ def test_bad_yaml_names_line(tmp_path):
     with pytest.raises(ConfigError) as err:
         load_config_file(p, required=True)
     msg = str(err.value)
-    assert msg.startswith(f"{p}: line ")
+    assert msg.startswith(f"{p}:3: ")
     assert "invalid YAML" in msg and "\n" not in msg
 
 
 def test_bad_yaml_line_number(tmp_path):
     p = write(tmp_path, "threads: 2\ntag: x\n  bad: indent\n")
-    with pytest.raises(ConfigError, match=r"line 3\b"):
+    with pytest.raises(ConfigError, match=r"build.yml:3: "):
         load_config_file(p, required=True)
 
 
