@@ -179,6 +179,8 @@ class HostApplier:
             kwargs["command"] = spec.command
         if spec.user:
             kwargs["user"] = spec.user
+        if spec.devices:
+            kwargs["devices"] = spec.devices
         if spec.healthcheck:
             kwargs["healthcheck"] = spec.healthcheck.to_docker()
         return self.client.containers.create(**kwargs)
@@ -368,6 +370,151 @@ class HostApplier:
                     raise DeployError(f"host {self.plan.host}: keystone admin cannot get a token: {exc}") from None
                 time.sleep(1)
 
+    def _openstack(self) -> Any:
+        """An admin openstacksdk connection (created once per host apply)."""
+        if getattr(self, "_conn", None) is None:
+            import openstack
+
+            v = self.variables
+            self._conn = openstack.connect(
+                auth_url=f"http://{v['kolla_internal_fqdn']}:{v['keystone_public_port']}/v3",
+                username=v["keystone_admin_user"], password=self.passwords["keystone_admin_password"],
+                project_name=v["keystone_admin_project"], user_domain_name="Default",
+                project_domain_name="Default", region_name=v["openstack_region_name"],
+                interface="internal", identity_api_version="3", load_yaml_config=False,
+                load_envvars=False,
+            )
+        return self._conn
+
+    def do_keystone_register(self, step: Step) -> tuple[str, str]:
+        """Service, endpoints, service user and its role, straight through Keystone's API."""
+        if self.dry_run:
+            return UNCHANGED, "checked at apply time"
+        from keystoneauth1 import exceptions as ks_exc
+        from keystoneauth1 import session as ks_session
+        from keystoneauth1.identity import v3
+
+        p, v = step.params, self.variables
+        conn = self._openstack()
+        ident = conn.identity
+        changed: list[str] = []
+        region = v["openstack_region_name"]
+        svc = next((s for s in ident.services() if s.name == p["name"] and s.type == p["type"]), None)
+        if svc is None:
+            svc = ident.create_service(name=p["name"], type=p["type"], description=p.get("description", ""),
+                                       is_enabled=True)
+            changed.append("service created")
+        existing = {e.interface: e for e in ident.endpoints(service_id=svc.id) if e.region_id == region}
+        for interface, url in sorted(p["endpoints"].items()):
+            ep = existing.get(interface)
+            if ep is None:
+                ident.create_endpoint(service_id=svc.id, interface=interface, url=url, region_id=region,
+                                      is_enabled=True)
+                changed.append(f"{interface} endpoint created")
+            elif ep.url != url:
+                ident.update_endpoint(ep, url=url)
+                changed.append(f"{interface} endpoint updated")
+        user_name = p.get("user")
+        if user_name:
+            password = self.passwords[p["password_key"]]
+            project = ident.find_project("service", domain_id="default")
+            if project is None:
+                project = ident.create_project(name="service", domain_id="default",
+                                               description="OpenStack service users")
+                changed.append("project service created")
+            user = ident.find_user(user_name, domain_id="default")
+            if user is None:
+                user = ident.create_user(name=user_name, password=password, domain_id="default",
+                                         default_project_id=project.id)
+                changed.append("user created")
+            else:
+                auth = v3.Password(auth_url=conn.auth["auth_url"], username=user_name, password=password,
+                                   user_domain_id="default", project_id=project.id)
+                try:
+                    ks_session.Session(auth=auth, timeout=10).get_token()
+                except ks_exc.Unauthorized:
+                    ident.update_user(user, password=password)
+                    changed.append("password updated")
+            for role_name in p.get("roles", ["admin"]):
+                role = ident.find_role(role_name)
+                if role is None:
+                    role = ident.create_role(name=role_name)
+                    changed.append(f"role {role_name} created")
+                if not ident.validate_user_has_project_role(project, user, role):
+                    ident.assign_project_role_to_user(project, user, role)
+                    changed.append(f"role {role_name} granted")
+        return (CHANGED, ", ".join(changed)) if changed else (UNCHANGED, "registered")
+
+    def do_hypervisor_wait(self, step: Step) -> tuple[str, str]:
+        """nova-compute registered and discovered: the hypervisor is listed and up."""
+        if self.dry_run:
+            return UNCHANGED, "skipped (dry run)"
+        conn = self._openstack()
+        deadline = time.monotonic() + float(step.params.get("timeout", 300))
+        host = step.name
+        last = "no hypervisor yet"
+        while True:
+            try:
+                for hv in conn.compute.hypervisors(details=True):
+                    name = (hv.name or "").split(".")[0]
+                    if name == host.split(".")[0] and (hv.state or "up") == "up":
+                        return UNCHANGED, f"hypervisor {hv.name} up"
+            except Exception as exc:  # noqa: BLE001 - API still starting: keep polling
+                last = str(exc).splitlines()[0]
+            if time.monotonic() > deadline:
+                raise DeployError(f"host {self.plan.host}: nova-compute on {host} never registered: {last}")
+            time.sleep(2)
+
+    def do_agents_wait(self, step: Step) -> tuple[str, str]:
+        """Every expected Neutron agent on this host reports alive."""
+        if self.dry_run:
+            return UNCHANGED, "skipped (dry run)"
+        conn = self._openstack()
+        wanted = set(step.params["agents"])
+        deadline = time.monotonic() + float(step.params.get("timeout", 180))
+        missing = wanted
+        while True:
+            try:
+                alive = {a.agent_type for a in conn.network.agents() if a.is_alive}
+                missing = wanted - alive
+                if not missing:
+                    return UNCHANGED, f"{len(wanted)} agents alive"
+            except Exception:  # noqa: BLE001 - server still starting: keep polling
+                pass
+            if time.monotonic() > deadline:
+                raise DeployError(f"host {self.plan.host}: neutron agents not alive after "
+                                  f"{step.params.get('timeout', 180)}s: {', '.join(sorted(missing))}")
+            time.sleep(2)
+
+    def do_host(self, step: Step) -> tuple[str, str]:
+        """Host preparation the containers rely on (all-in-one host only)."""
+        import subprocess
+
+        changed: list[str] = []
+        for path in step.params.get("shared_mounts", []):
+            if self.dry_run:
+                continue
+            os.makedirs(path, exist_ok=True)
+            if subprocess.run(["mountpoint", "-q", path]).returncode != 0:
+                subprocess.run(["mount", "--bind", path, path], check=True)
+                changed.append(f"{path} bind-mounted")
+            info = Path("/proc/self/mountinfo").read_text().splitlines()
+            line = next((ln for ln in reversed(info) if ln.split()[4] == path), "")
+            if "shared:" not in line:
+                subprocess.run(["mount", "--make-shared", path], check=True)
+                changed.append(f"{path} shared")
+        for pair in step.params.get("veth", []):
+            name, peer = pair["name"], pair["peer"]
+            exists = subprocess.run(["ip", "link", "show", name], capture_output=True).returncode == 0
+            if not exists:
+                if not self.dry_run:
+                    subprocess.run(["ip", "link", "add", name, "type", "veth", "peer", "name", peer], check=True)
+                changed.append(f"veth {name}/{peer} created")
+            if not self.dry_run:
+                for dev in (name, peer):
+                    subprocess.run(["ip", "link", "set", dev, "up"], check=True)
+        return (CHANGED, ", ".join(changed)) if changed else (UNCHANGED, "ready")
+
     # -- driver -------------------------------------------------------------------
     def run(self, only_phases: set[str] | None = None) -> ApplyReport:
         start = time.monotonic()
@@ -385,6 +532,8 @@ class HostApplier:
             "container": self.do_container, "job": self.do_job, "wait": self.do_wait,
             "database": self.do_database, "mysql_ready": self.do_mysql_ready,
             "keystone_check": self.do_keystone_check,
+            "keystone_register": self.do_keystone_register, "host": self.do_host,
+            "hypervisor_wait": self.do_hypervisor_wait, "agents_wait": self.do_agents_wait,
         }
         for phase in self.plan.phases:
             if only_phases is not None and phase.name not in only_phases:

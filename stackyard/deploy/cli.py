@@ -277,9 +277,28 @@ def cmd_stop(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rendered_dirs(args: argparse.Namespace) -> list[Path]:
+    """Every directory the deployer renders into: from the plan when the config
+    loads, else every known service directory under the config dir."""
+    from stackyard.deploy import plan as plan_mod
+
+    configdir = Path(args.configdir)
+    dirs: set[Path] = set()
+    try:
+        dep = plan_mod.load(configdir, None, _extra_vars(args.extra_vars))
+        plan_mod.make_plans(dep)
+        for plan in dep.plans.values():
+            dirs |= {Path(f.path).parent for f in plan.files}
+            dirs.add(Path(plan.config_root) / ".stackyard")
+    except StackyardError:
+        root = configdir
+        dirs |= {root / ".stackyard"} | {p for p in root.iterdir() if (p / "config.json").exists()} \
+            if root.is_dir() else set()
+    return sorted(dirs)
+
+
 def cmd_destroy(args: argparse.Namespace) -> int:
     from stackyard.deploy.model import MANAGED_LABEL
-    from stackyard.deploy.plan import SERVICE_PLANNERS
 
     if not args.yes_i_really_really_mean_it:
         raise StackyardError("destroy removes every stackyard container and rendered config: "
@@ -289,18 +308,7 @@ def cmd_destroy(args: argparse.Namespace) -> int:
         c.remove(force=True)
         print(f"removed container {c.name}")
     configdir = Path(args.configdir)
-    try:
-        from stackyard.deploy.config import load_globals
-
-        variables, _ = load_globals(configdir, _extra_vars(args.extra_vars))
-        root = Path(variables["node_config_directory"])
-        if str(root) == "/etc/kolla" and configdir != root:
-            root = configdir
-    except StackyardError:
-        root = configdir
-    extra_dirs = {"keystone-bootstrap-admin", ".stackyard"}
-    for name in sorted(set(SERVICE_PLANNERS) | extra_dirs):
-        d = root / name
+    for d in _rendered_dirs(args):
         if d.is_dir():
             shutil.rmtree(d)
             print(f"removed {d}")

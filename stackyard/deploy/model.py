@@ -79,6 +79,8 @@ class ContainerSpec:
     environment: dict[str, str] = field(default_factory=dict)
     healthcheck: Healthcheck | None = None
     cap_add: list[str] = field(default_factory=list)
+    #: host devices, "host:container:perms" (e.g. /dev/net/tun for tap devices)
+    devices: list[str] = field(default_factory=list)
     command: list[str] | None = None
     user: str | None = None
     restart_policy: str = "unless-stopped"

@@ -17,7 +17,7 @@ from stackyard.deploy.context import PlanContext
 from stackyard.deploy.inventory import Inventory, load_inventory
 from stackyard.deploy.model import HostPlan, Phase
 from stackyard.deploy.passwords import load_passwords
-from stackyard.deploy.services import cron, keystone, mariadb, memcached, rabbitmq
+from stackyard.deploy.services import cron, glance, keystone, mariadb, memcached, placement, rabbitmq
 
 #: service -> (inventory group it is placed by, plan function); deploy order
 SERVICE_PLANNERS: dict[str, tuple[str, Callable[[PlanContext], Phase]]] = {
@@ -25,6 +25,8 @@ SERVICE_PLANNERS: dict[str, tuple[str, Callable[[PlanContext], Phase]]] = {
     "memcached": ("memcached", memcached.plan),
     "rabbitmq": ("rabbitmq", rabbitmq.plan),
     "keystone": ("keystone", keystone.plan),
+    "glance": ("glance-api", glance.plan),
+    "placement": ("placement-api", placement.plan),
     "cron": ("cron", cron.plan),
 }
 

@@ -1,0 +1,151 @@
+"""Neutron: ML2 server with flat (provider) and VXLAN (tenant) networks, the
+Linux bridge agent, DHCP (dnsmasq in namespaces), L3 (routers in namespaces)
+and the metadata agent.
+
+The agents' network namespaces live under /run/netns, bind-mounted with shared
+propagation so every agent container and the host (``ip netns``) see the same
+qdhcp-*/qrouter-* namespaces. The "public" provider network is a veth pair made
+by the deploy, attached to nothing: no route off the machine.
+"""
+
+from __future__ import annotations
+
+from stackyard.deploy.context import PlanContext, cfile
+from stackyard.deploy.model import Phase, Step
+from stackyard.deploy.services import common
+
+ROOT_HELPER = "sudo neutron-rootwrap /etc/neutron/rootwrap.conf"
+NETNS_MOUNT = "/run/netns:/run/netns:shared"
+AGENT_CAPS = ["NET_ADMIN", "SYS_ADMIN", "NET_RAW", "DAC_OVERRIDE"]
+
+
+def neutron_conf(ctx: PlanContext) -> str:
+    v = ctx.variables
+    return (
+        common.default_section(ctx, "neutron", extra=(
+            "core_plugin = ml2\n"
+            "service_plugins = router\n"
+            f"bind_host = {v['api_interface_address']}\n"
+            f"bind_port = {v['neutron_server_port']}\n"
+            "auth_strategy = keystone\n"
+            "state_path = /var/lib/neutron\n"
+            f"host = {v.get('inventory_hostname', 'localhost')}\n"
+            "allow_overlapping_ips = true\n"
+            "notify_nova_on_port_status_changes = true\n"
+            "notify_nova_on_port_data_changes = true\n"
+            "dhcp_agents_per_network = 1\n"
+            "api_workers = 1\n"
+            "rpc_workers = 1\n"
+            "rpc_state_report_workers = 1\n"
+            "global_physnet_mtu = 1500\n"
+        ))
+        + f"\n[database]\nconnection = {common.db_url(ctx, 'neutron', 'neutron_database_password', 'neutron')}\n"
+        + "connection_recycle_time = 10\nmax_retries = -1\n"
+        + "\n" + common.keystone_authtoken(ctx, "neutron", "neutron_keystone_password")
+        + f"memcached_servers = {common.memcache_servers(ctx)}\n"
+        + "\n" + common.keystone_authtoken(ctx, "nova", "nova_keystone_password", section="nova")
+        + "endpoint_type = internal\n"
+        + "\n" + common.keystone_authtoken(ctx, "placement", "placement_keystone_password", section="placement")
+        + "\n[oslo_concurrency]\nlock_path = /var/lib/neutron/tmp\n"
+        + f"\n[agent]\nroot_helper = {ROOT_HELPER}\nroot_helper_daemon = sudo neutron-rootwrap-daemon /etc/neutron/rootwrap.conf\n"
+        + "\n[experimental]\nlinuxbridge = true\n"
+        + "\n[oslo_messaging_notifications]\ndriver = noop\n"
+    )
+
+
+def ml2_conf(ctx: PlanContext) -> str:
+    v = ctx.variables
+    return (
+        "[ml2]\ntype_drivers = flat,vxlan\ntenant_network_types = vxlan\n"
+        "mechanism_drivers = linuxbridge\nextension_drivers = port_security\n"
+        f"\n[ml2_type_flat]\nflat_networks = {v.get('neutron_physical_network', 'physnet1')}\n"
+        "\n[ml2_type_vxlan]\nvni_ranges = 1:1000\n"
+    )
+
+
+def linuxbridge_conf(ctx: PlanContext) -> str:
+    v = ctx.variables
+    return (
+        f"[linux_bridge]\nphysical_interface_mappings = "
+        f"{v.get('neutron_physical_network', 'physnet1')}:{external_interface(ctx)}\n"
+        f"\n[vxlan]\nenable_vxlan = true\nlocal_ip = {v.get('tunnel_interface_address', v['api_interface_address'])}\n"
+        "l2_population = false\n"
+        "\n[securitygroup]\nenable_security_group = true\nfirewall_driver = iptables\n"
+    )
+
+
+def external_interface(ctx: PlanContext) -> str:
+    return ctx.variables.get("neutron_external_interface") or "sy-ext0"
+
+
+def plan(ctx: PlanContext) -> Phase:
+    v = ctx.variables
+    port = int(v["neutron_server_port"])
+    conf = neutron_conf(ctx)
+    owner = "neutron"
+    agents = {
+        "neutron-server": ("neutron-server --config-file /etc/neutron/neutron.conf "
+                           "--config-file /etc/neutron/plugins/ml2/ml2_conf.ini", "ml2_conf.ini",
+                           "/etc/neutron/plugins/ml2/ml2_conf.ini", ml2_conf(ctx)),
+        "neutron-linuxbridge-agent": ("neutron-linuxbridge-agent --config-file /etc/neutron/neutron.conf "
+                                      "--config-file /etc/neutron/plugins/ml2/linuxbridge_agent.ini",
+                                      "linuxbridge_agent.ini", "/etc/neutron/plugins/ml2/linuxbridge_agent.ini",
+                                      linuxbridge_conf(ctx)),
+        "neutron-dhcp-agent": ("neutron-dhcp-agent --config-file /etc/neutron/neutron.conf "
+                               "--config-file /etc/neutron/dhcp_agent.ini", "dhcp_agent.ini",
+                               "/etc/neutron/dhcp_agent.ini",
+                               "[DEFAULT]\ninterface_driver = linuxbridge\n"
+                               "dhcp_driver = neutron.agent.linux.dhcp.Dnsmasq\n"
+                               "enable_isolated_metadata = true\nforce_metadata = false\n"),
+        "neutron-l3-agent": ("neutron-l3-agent --config-file /etc/neutron/neutron.conf "
+                             "--config-file /etc/neutron/l3_agent.ini", "l3_agent.ini", "/etc/neutron/l3_agent.ini",
+                             "[DEFAULT]\ninterface_driver = linuxbridge\nagent_mode = legacy\n"),
+        "neutron-metadata-agent": ("neutron-metadata-agent --config-file /etc/neutron/neutron.conf "
+                                   "--config-file /etc/neutron/metadata_agent.ini", "metadata_agent.ini",
+                                   "/etc/neutron/metadata_agent.ini",
+                                   f"[DEFAULT]\nnova_metadata_host = {v['kolla_internal_fqdn']}\n"
+                                   f"nova_metadata_port = {v['nova_metadata_port']}\n"
+                                   f"metadata_proxy_shared_secret = {ctx.passwords['metadata_secret']}\n"
+                                   "metadata_workers = 1\n"),
+    }
+    for svc, (command, name, dest, text) in agents.items():
+        ctx.add_ini(svc, "neutron.conf", "neutron", conf, owner=owner, override_service=svc)
+        ctx.add_ini(svc, name, "neutron", text, owner=owner, override_service=name.rsplit(".", 1)[0],
+                    secret=svc == "neutron-metadata-agent")
+        files = [cfile("neutron.conf", "/etc/neutron/neutron.conf", owner, "0600"),
+                 cfile(name, dest, owner, "0600")]
+        ctx.add_config_json(svc, command, files, permissions=[
+            {"path": "/var/lib/neutron", "owner": "neutron:neutron", "recurse": True},
+        ])
+    boot = ctx.container("bootstrap_neutron", "neutron-server", "neutron-server",
+                         environment={"KOLLA_BOOTSTRAP": "1"}, restart_policy="no", trigger_files=[])
+    server = ctx.container("neutron_server", "neutron-server", "neutron-server",
+                           healthcheck=common.http_check(ctx, port))
+    state = ["neutron_state:/var/lib/neutron/", NETNS_MOUNT]
+    lb = ctx.container("neutron_linuxbridge_agent", "neutron-linuxbridge-agent", "neutron-linuxbridge-agent",
+                       volumes=[NETNS_MOUNT], cap_add=AGENT_CAPS)
+    dhcp = ctx.container("neutron_dhcp_agent", "neutron-dhcp-agent", "neutron-dhcp-agent",
+                         volumes=state, cap_add=AGENT_CAPS)
+    l3 = ctx.container("neutron_l3_agent", "neutron-l3-agent", "neutron-l3-agent",
+                       volumes=state, cap_add=AGENT_CAPS)
+    meta = ctx.container("neutron_metadata_agent", "neutron-metadata-agent", "neutron-metadata-agent",
+                         volumes=state, cap_add=AGENT_CAPS)
+    host_prep = {"shared_mounts": ["/run/netns"]}
+    if not v.get("neutron_external_interface"):
+        host_prep["veth"] = [{"name": "sy-ext0", "peer": "sy-ext1"}]
+    return Phase("neutron", [
+        Step("host", "neutron-host", params=host_prep),
+        common.database_step("neutron", "neutron", "neutron", "neutron_database_password"),
+        Step("job", "bootstrap_neutron", boot),
+        Step("container", "neutron_server", server),
+        Step("container", "neutron_linuxbridge_agent", lb),
+        Step("container", "neutron_dhcp_agent", dhcp),
+        Step("container", "neutron_l3_agent", l3),
+        Step("container", "neutron_metadata_agent", meta),
+        Step("wait", "neutron_server", params={"timeout": 180}),
+        common.register_step(ctx, "neutron", "network", port, user="neutron",
+                             password_key="neutron_keystone_password", description="OpenStack Networking",
+                             roles=["admin", "service"]),
+        Step("agents_wait", "neutron", params={"timeout": 180, "agents": [
+            "Linux bridge agent", "DHCP agent", "L3 agent", "Metadata agent"]}),
+    ])
