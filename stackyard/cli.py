@@ -153,8 +153,10 @@ def make_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_base_image)
 
     from stackyard.deploy import cli as deploy_cli
+    from stackyard.guest import cli as guest_cli
 
     deploy_cli.register(sub)
+    guest_cli.register(sub)
     return parser
 
 

@@ -28,7 +28,15 @@ INSTALL_TYPES = ("binary", "source")
 #: Built-in profiles; the config file may add or replace entries.
 DEFAULT_PROFILES: dict[str, list[str]] = {
     "infra": ["mariadb-server", "memcached", "rabbitmq", "cron"],
-    "core": ["mariadb-server", "memcached", "rabbitmq", "cron", "keystone"],
+    "core": [
+        "mariadb-server", "memcached", "rabbitmq", "cron", "keystone",
+        "glance-api", "placement-api",
+        "nova-api", "nova-scheduler", "nova-conductor", "nova-novncproxy", "nova-compute", "nova-libvirt",
+        "openvswitch-db-server", "openvswitch-vswitchd",
+        "neutron-server", "neutron-openvswitch-agent", "neutron-dhcp-agent", "neutron-l3-agent",
+        "neutron-metadata-agent",
+        "horizon",
+    ],
     "all": [],  # empty means every image
 }
 

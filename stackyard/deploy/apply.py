@@ -486,6 +486,25 @@ class HostApplier:
                                   f"{step.params.get('timeout', 180)}s: {', '.join(sorted(missing))}")
             time.sleep(2)
 
+    def do_exec(self, step: Step) -> tuple[str, str]:
+        """Run a command in a container unless a check command already succeeds."""
+        p = step.params
+        c = self.find(p["container"])
+        if c is None:
+            if self.dry_run:
+                return CHANGED, f"would run in {p['container']}"
+            raise DeployError(f"host {self.plan.host}: container {p['container']} is missing for {step.name}")
+        if p.get("unless") and c.exec_run(p["unless"]).exit_code == 0:
+            return UNCHANGED, "in place"
+        if self.dry_run:
+            return CHANGED, "would run"
+        res = c.exec_run(p["command"])
+        if res.exit_code != 0:
+            out = res.output.decode(errors="replace").strip().splitlines()
+            raise DeployError(f"host {self.plan.host}: {step.name}: {' '.join(p['command'])} exited "
+                              f"{res.exit_code}: {out[-1] if out else ''}")
+        return CHANGED, "applied"
+
     def do_host(self, step: Step) -> tuple[str, str]:
         """Host preparation the containers rely on (all-in-one host only)."""
         import subprocess
@@ -534,6 +553,7 @@ class HostApplier:
             "keystone_check": self.do_keystone_check,
             "keystone_register": self.do_keystone_register, "host": self.do_host,
             "hypervisor_wait": self.do_hypervisor_wait, "agents_wait": self.do_agents_wait,
+            "exec": self.do_exec,
         }
         for phase in self.plan.phases:
             if only_phases is not None and phase.name not in only_phases:

@@ -17,7 +17,9 @@ from stackyard.deploy.context import PlanContext
 from stackyard.deploy.inventory import Inventory, load_inventory
 from stackyard.deploy.model import HostPlan, Phase
 from stackyard.deploy.passwords import load_passwords
-from stackyard.deploy.services import cron, glance, keystone, mariadb, memcached, placement, rabbitmq
+from stackyard.deploy.services import (
+    cron, glance, horizon, keystone, mariadb, memcached, neutron, nova, openvswitch, placement, rabbitmq,
+)
 
 #: service -> (inventory group it is placed by, plan function); deploy order
 SERVICE_PLANNERS: dict[str, tuple[str, Callable[[PlanContext], Phase]]] = {
@@ -27,6 +29,10 @@ SERVICE_PLANNERS: dict[str, tuple[str, Callable[[PlanContext], Phase]]] = {
     "keystone": ("keystone", keystone.plan),
     "glance": ("glance-api", glance.plan),
     "placement": ("placement-api", placement.plan),
+    "openvswitch": ("openvswitch", openvswitch.plan),
+    "nova": ("nova", nova.plan),
+    "neutron": ("neutron", neutron.plan),
+    "horizon": ("horizon", horizon.plan),
     "cron": ("cron", cron.plan),
 }
 

@@ -108,6 +108,9 @@ OPTIONS: dict[str, Option] = _opts(
     Option("enable_nova", bool, False, "Deploy Nova (compute)."),
     Option("enable_neutron", bool, False, "Deploy Neutron (networking)."),
     Option("enable_horizon", bool, False, "Deploy Horizon (dashboard)."),
+    Option("enable_openvswitch", bool, "{{ enable_neutron }}",
+           "Deploy Open vSwitch (userspace datapath) for Neutron; follows enable_neutron."),
+    Option("ovsdb_port", int, 6640, "OVSDB TCP port (bound to the API address)."),
     # --- ports ----------------------------------------------------------------
     Option("database_port", int, 3306, "MariaDB port."),
     Option("memcached_port", int, 11211, "memcached port."),
@@ -140,7 +143,7 @@ OPTIONS: dict[str, Option] = _opts(
     Option("nova_compute_virt_type", str, "kvm",
            "Hypervisor type for libvirt; use qemu where /dev/kvm is missing (nested VMs).",
            choices=("kvm", "qemu")),
-    Option("neutron_plugin_agent", str, "openvswitch", "Neutron L2 agent.",
+    Option("neutron_plugin_agent", str, "openvswitch", "Neutron L2 agent (2025.1 has no Linux bridge agent).",
            choices=("openvswitch",)),
 )
 
@@ -152,11 +155,12 @@ SERVICES: dict[str, tuple[str, ...]] = {
     "mariadb": (),
     "memcached": (),
     "rabbitmq": (),
+    "openvswitch": (),
     "keystone": ("mariadb", "memcached"),
     "glance": ("keystone", "mariadb"),
     "placement": ("keystone", "mariadb"),
     "nova": ("keystone", "mariadb", "rabbitmq", "placement", "glance"),
-    "neutron": ("keystone", "mariadb", "rabbitmq"),
+    "neutron": ("keystone", "mariadb", "rabbitmq", "openvswitch"),
     "horizon": ("keystone", "memcached"),
 }
 

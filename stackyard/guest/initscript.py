@@ -62,7 +62,8 @@ for i in $(ls /sys/class/net); do
 done
 
 # ---- metadata: OpenStack JSON, then EC2 paths, then a config drive
-fetch() { wget -q -T 5 -O - "$MD$1" 2>/dev/null; }
+# (no wget -T: Debian's static busybox 1.35 wget segfaults with it; timeout(1) bounds the fetch)
+fetch() { timeout 10 wget -q -O - "$MD$1" 2>/dev/null; }
 json_str() { sed -n "s/.*\"$1\": *\"\([^\"]*\)\".*/\1/p" | head -n 1; }
 HOSTNAME_MD=
 KEYS=

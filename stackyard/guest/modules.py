@@ -20,7 +20,7 @@ REQUIRED_MODULES = ("virtio_pci", "virtio_net")
 #: IDE/SATA CD-ROM or a virtio disk), entropy, serial console, ACPI power button.
 OPTIONAL_MODULES = (
     "virtio_blk", "virtio_scsi", "virtio_console", "virtio_rng", "virtio_balloon",
-    "ata_piix", "ahci", "sr_mod", "iso9660", "vfat", "nls_iso8859_1", "nls_cp437",
+    "ata_piix", "ahci", "sr_mod", "isofs", "vfat", "nls_iso8859_1", "nls_cp437",
     "button", "evdev",
 )
 

@@ -131,7 +131,7 @@ def image_facts(core_build) -> dict[str, dict[str, Any]]:
 # ----------------------------------------------------------------- the core set
 def test_core_build_succeeds(core_build):
     assert core_build["failed"] == [] and core_build["parent_failed"] == []
-    assert sorted(core_build["built"] + core_build["cached"]) == CORE
+    assert set(CORE) <= set(core_build["built"] + core_build["cached"])
     for name in CORE:
         info = core_build["images"][name]
         assert info["ref"] == ref(name)
@@ -213,7 +213,8 @@ def test_second_build_is_all_cached(core_build):
     elapsed = time.monotonic() - start
     assert code == 0, err[-2000:]
     assert summary["built"] == [] and summary["failed"] == []
-    assert summary["cached"] == CORE
+    assert set(CORE) <= set(summary["cached"])
+    assert summary["cached"] == sorted(core_build["built"] + core_build["cached"])
     for name in CORE:
         assert summary["images"][name]["hash"] == core_build["images"][name]["hash"]
         assert summary["images"][name]["image_id"] == core_build["images"][name]["image_id"]

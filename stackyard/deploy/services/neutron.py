@@ -1,11 +1,13 @@
 """Neutron: ML2 server with flat (provider) and VXLAN (tenant) networks, the
-Linux bridge agent, DHCP (dnsmasq in namespaces), L3 (routers in namespaces)
-and the metadata agent.
+Open vSwitch agent on the userspace datapath (Neutron 2025.1 has no Linux
+bridge agent any more), DHCP (dnsmasq in namespaces), L3 (routers in
+namespaces) and the metadata agent.
 
 The agents' network namespaces live under /run/netns, bind-mounted with shared
 propagation so every agent container and the host (``ip netns``) see the same
-qdhcp-*/qrouter-* namespaces. The "public" provider network is a veth pair made
-by the deploy, attached to nothing: no route off the machine.
+qdhcp-*/qrouter-* namespaces. The "public" provider network is br-ex with one
+end of a veth pair made by the deploy, attached to nothing: no route off the
+machine.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 from stackyard.deploy.context import PlanContext, cfile
 from stackyard.deploy.model import Phase, Step
 from stackyard.deploy.services import common
+from stackyard.deploy.services.openvswitch import RUN_VOLUME, ovsdb_address
 
 ROOT_HELPER = "sudo neutron-rootwrap /etc/neutron/rootwrap.conf"
 NETNS_MOUNT = "/run/netns:/run/netns:shared"
@@ -48,7 +51,7 @@ def neutron_conf(ctx: PlanContext) -> str:
         + "\n" + common.keystone_authtoken(ctx, "placement", "placement_keystone_password", section="placement")
         + "\n[oslo_concurrency]\nlock_path = /var/lib/neutron/tmp\n"
         + f"\n[agent]\nroot_helper = {ROOT_HELPER}\nroot_helper_daemon = sudo neutron-rootwrap-daemon /etc/neutron/rootwrap.conf\n"
-        + "\n[experimental]\nlinuxbridge = true\n"
+        + f"\n[ovs]\novsdb_connection = {ovsdb_address(ctx)}\n"
         + "\n[oslo_messaging_notifications]\ndriver = noop\n"
     )
 
@@ -57,25 +60,24 @@ def ml2_conf(ctx: PlanContext) -> str:
     v = ctx.variables
     return (
         "[ml2]\ntype_drivers = flat,vxlan\ntenant_network_types = vxlan\n"
-        "mechanism_drivers = linuxbridge\nextension_drivers = port_security\n"
+        "mechanism_drivers = openvswitch\nextension_drivers = port_security\n"
         f"\n[ml2_type_flat]\nflat_networks = {v.get('neutron_physical_network', 'physnet1')}\n"
         "\n[ml2_type_vxlan]\nvni_ranges = 1:1000\n"
     )
 
 
-def linuxbridge_conf(ctx: PlanContext) -> str:
+def openvswitch_agent_conf(ctx: PlanContext) -> str:
     v = ctx.variables
+    addr = v["api_interface_address"]
     return (
-        f"[linux_bridge]\nphysical_interface_mappings = "
-        f"{v.get('neutron_physical_network', 'physnet1')}:{external_interface(ctx)}\n"
-        f"\n[vxlan]\nenable_vxlan = true\nlocal_ip = {v.get('tunnel_interface_address', v['api_interface_address'])}\n"
-        "l2_population = false\n"
-        "\n[securitygroup]\nenable_security_group = true\nfirewall_driver = iptables\n"
+        f"[ovs]\nbridge_mappings = {v.get('neutron_physical_network', 'physnet1')}:br-ex\n"
+        "datapath_type = netdev\n"
+        f"local_ip = {v.get('tunnel_interface_address', addr)}\n"
+        f"of_listen_address = {addr}\nof_listen_port = {v.get('neutron_of_listen_port', 6633)}\n"
+        f"ovsdb_connection = {ovsdb_address(ctx)}\n"
+        "\n[agent]\ntunnel_types = vxlan\nl2_population = false\n"
+        "\n[securitygroup]\nenable_security_group = true\nfirewall_driver = openvswitch\n"
     )
-
-
-def external_interface(ctx: PlanContext) -> str:
-    return ctx.variables.get("neutron_external_interface") or "sy-ext0"
 
 
 def plan(ctx: PlanContext) -> Phase:
@@ -87,19 +89,19 @@ def plan(ctx: PlanContext) -> Phase:
         "neutron-server": ("neutron-server --config-file /etc/neutron/neutron.conf "
                            "--config-file /etc/neutron/plugins/ml2/ml2_conf.ini", "ml2_conf.ini",
                            "/etc/neutron/plugins/ml2/ml2_conf.ini", ml2_conf(ctx)),
-        "neutron-linuxbridge-agent": ("neutron-linuxbridge-agent --config-file /etc/neutron/neutron.conf "
-                                      "--config-file /etc/neutron/plugins/ml2/linuxbridge_agent.ini",
-                                      "linuxbridge_agent.ini", "/etc/neutron/plugins/ml2/linuxbridge_agent.ini",
-                                      linuxbridge_conf(ctx)),
+        "neutron-openvswitch-agent": ("neutron-openvswitch-agent --config-file /etc/neutron/neutron.conf "
+                                      "--config-file /etc/neutron/plugins/ml2/openvswitch_agent.ini",
+                                      "openvswitch_agent.ini", "/etc/neutron/plugins/ml2/openvswitch_agent.ini",
+                                      openvswitch_agent_conf(ctx)),
         "neutron-dhcp-agent": ("neutron-dhcp-agent --config-file /etc/neutron/neutron.conf "
                                "--config-file /etc/neutron/dhcp_agent.ini", "dhcp_agent.ini",
                                "/etc/neutron/dhcp_agent.ini",
-                               "[DEFAULT]\ninterface_driver = linuxbridge\n"
+                               "[DEFAULT]\ninterface_driver = openvswitch\n"
                                "dhcp_driver = neutron.agent.linux.dhcp.Dnsmasq\n"
                                "enable_isolated_metadata = true\nforce_metadata = false\n"),
         "neutron-l3-agent": ("neutron-l3-agent --config-file /etc/neutron/neutron.conf "
                              "--config-file /etc/neutron/l3_agent.ini", "l3_agent.ini", "/etc/neutron/l3_agent.ini",
-                             "[DEFAULT]\ninterface_driver = linuxbridge\nagent_mode = legacy\n"),
+                             "[DEFAULT]\ninterface_driver = openvswitch\nagent_mode = legacy\n"),
         "neutron-metadata-agent": ("neutron-metadata-agent --config-file /etc/neutron/neutron.conf "
                                    "--config-file /etc/neutron/metadata_agent.ini", "metadata_agent.ini",
                                    "/etc/neutron/metadata_agent.ini",
@@ -121,9 +123,9 @@ def plan(ctx: PlanContext) -> Phase:
                          environment={"KOLLA_BOOTSTRAP": "1"}, restart_policy="no", trigger_files=[])
     server = ctx.container("neutron_server", "neutron-server", "neutron-server",
                            healthcheck=common.http_check(ctx, port))
-    state = ["neutron_state:/var/lib/neutron/", NETNS_MOUNT]
-    lb = ctx.container("neutron_linuxbridge_agent", "neutron-linuxbridge-agent", "neutron-linuxbridge-agent",
-                       volumes=[NETNS_MOUNT], cap_add=AGENT_CAPS)
+    state = ["neutron_state:/var/lib/neutron/", NETNS_MOUNT, RUN_VOLUME]
+    ovs = ctx.container("neutron_openvswitch_agent", "neutron-openvswitch-agent", "neutron-openvswitch-agent",
+                        volumes=[NETNS_MOUNT, RUN_VOLUME], cap_add=AGENT_CAPS)
     dhcp = ctx.container("neutron_dhcp_agent", "neutron-dhcp-agent", "neutron-dhcp-agent",
                          volumes=state, cap_add=AGENT_CAPS)
     l3 = ctx.container("neutron_l3_agent", "neutron-l3-agent", "neutron-l3-agent",
@@ -131,14 +133,12 @@ def plan(ctx: PlanContext) -> Phase:
     meta = ctx.container("neutron_metadata_agent", "neutron-metadata-agent", "neutron-metadata-agent",
                          volumes=state, cap_add=AGENT_CAPS)
     host_prep = {"shared_mounts": ["/run/netns"]}
-    if not v.get("neutron_external_interface"):
-        host_prep["veth"] = [{"name": "sy-ext0", "peer": "sy-ext1"}]
     return Phase("neutron", [
         Step("host", "neutron-host", params=host_prep),
         common.database_step("neutron", "neutron", "neutron", "neutron_database_password"),
         Step("job", "bootstrap_neutron", boot),
         Step("container", "neutron_server", server),
-        Step("container", "neutron_linuxbridge_agent", lb),
+        Step("container", "neutron_openvswitch_agent", ovs),
         Step("container", "neutron_dhcp_agent", dhcp),
         Step("container", "neutron_l3_agent", l3),
         Step("container", "neutron_metadata_agent", meta),
@@ -147,5 +147,5 @@ def plan(ctx: PlanContext) -> Phase:
                              password_key="neutron_keystone_password", description="OpenStack Networking",
                              roles=["admin", "service"]),
         Step("agents_wait", "neutron", params={"timeout": 180, "agents": [
-            "Linux bridge agent", "DHCP agent", "L3 agent", "Metadata agent"]}),
+            "Open vSwitch agent", "DHCP agent", "L3 agent", "Metadata agent"]}),
     ])

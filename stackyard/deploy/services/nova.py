@@ -12,6 +12,7 @@ from __future__ import annotations
 from stackyard.deploy.context import PlanContext, cfile
 from stackyard.deploy.model import Phase, Step
 from stackyard.deploy.services import common
+from stackyard.deploy.services.openvswitch import RUN_VOLUME, ovsdb_address
 
 API_WSGI = "/usr/bin/nova-api-wsgi"
 METADATA_WSGI = "/usr/bin/nova-metadata-wsgi"
@@ -47,6 +48,7 @@ def nova_conf(ctx: PlanContext) -> str:
         + "valid_interfaces = internal\nservice_metadata_proxy = true\n"
         + f"metadata_proxy_shared_secret = {ctx.passwords['metadata_secret']}\n"
         + "\n[glance]\nvalid_interfaces = internal\n"
+        + f"\n[os_vif_ovs]\novsdb_connection = {ovsdb_address(ctx)}\n"
         + "\n" + common.cache_section(ctx)
         + "\n[oslo_concurrency]\nlock_path = /var/lib/nova/tmp\n"
         + "\n[oslo_messaging_notifications]\ndriver = noop\n"
@@ -136,7 +138,7 @@ def plan(ctx: PlanContext) -> Phase:
     cond = ctx.container("nova_conductor", "nova-conductor", "nova-conductor")
     vnc = ctx.container("nova_novncproxy", "nova-novncproxy", "nova-novncproxy",
                         healthcheck=common.http_check(ctx, int(v["nova_novncproxy_port"]), "/vnc_lite.html"))
-    shared = ["/run/libvirt:/run/libvirt:shared", "nova_compute:/var/lib/nova/", "/run/netns:/run/netns:shared"]
+    shared = ["/run/libvirt:/run/libvirt:shared", "nova_compute:/var/lib/nova/", RUN_VOLUME]
     libvirt = ctx.container(
         "nova_libvirt", "nova-libvirt", "nova-libvirt",
         volumes=shared + ["libvirtd:/var/lib/libvirt/"],

@@ -1,0 +1,58 @@
+"""Horizon: Debian's dashboard under uWSGI, sessions in memcached.
+
+uWSGI starts as root only to bind the HTTP port (80 by default) and then drops
+to the horizon user (uid/gid options): with host networking an unprivileged
+process cannot bind a port below 1024.
+"""
+
+from __future__ import annotations
+
+from stackyard.deploy.context import PlanContext, cfile
+from stackyard.deploy.model import Phase, Step
+from stackyard.deploy.services import common
+
+WSGI = "/usr/share/openstack-dashboard/wsgi.py"
+STATIC = "/var/lib/openstack-dashboard/static"
+
+
+def settings(ctx: PlanContext) -> str:
+    v = ctx.variables
+    return (
+        "# Written by stackyard: read after Debian's local_settings.py and local_settings.d.\n"
+        "DEBUG = False\n"
+        "ALLOWED_HOSTS = ['*']\n"
+        f"SECRET_KEY = {ctx.passwords['horizon_secret_key']!r}\n"
+        "SESSION_ENGINE = 'django.contrib.sessions.backends.cache'\n"
+        "CACHES = {'default': {'BACKEND': 'django.core.cache.backends.memcached.PyMemcacheCache',\n"
+        f"                       'LOCATION': {common.memcache_servers(ctx)!r}}}}}\n"
+        f"OPENSTACK_HOST = {v['kolla_internal_fqdn']!r}\n"
+        f"OPENSTACK_KEYSTONE_URL = {common.auth_url(ctx) + '/v3'!r}\n"
+        "OPENSTACK_KEYSTONE_DEFAULT_ROLE = 'member'\n"
+        "OPENSTACK_KEYSTONE_MULTIDOMAIN_SUPPORT = False\n"
+        "OPENSTACK_KEYSTONE_DEFAULT_DOMAIN = 'Default'\n"
+        "OPENSTACK_ENDPOINT_TYPE = 'internalURL'\n"
+        "OPENSTACK_API_VERSIONS = {'identity': 3}\n"
+        "SESSION_COOKIE_SECURE = False\n"
+        "CSRF_COOKIE_SECURE = False\n"
+        "TIME_ZONE = 'UTC'\n"
+    )
+
+
+def plan(ctx: PlanContext) -> Phase:
+    v = ctx.variables
+    svc, port = "horizon", int(v["horizon_port"])
+    ctx.add_file(svc, "_9999_stackyard.py", settings(ctx), owner="horizon", secret=True)
+    ini = common.uwsgi_ini(ctx, WSGI, port, processes=v.get("horizon_workers", 2), extra=(
+        "uid = horizon\ngid = horizon\n"
+        f"static-map = /static={STATIC}\n"
+        "chdir = /usr/share/openstack-dashboard\n"
+    ))
+    ctx.add_file(svc, "horizon-uwsgi.ini", ini, owner="horizon", mode=0o600)
+    ctx.add_config_json(svc, "uwsgi --ini /etc/openstack-dashboard/horizon-uwsgi.ini", [
+        cfile("_9999_stackyard.py", "/etc/openstack-dashboard/local_settings.d/_9999_stackyard.py",
+              "horizon", "0600"),
+        cfile("horizon-uwsgi.ini", "/etc/openstack-dashboard/horizon-uwsgi.ini", "horizon", "0600"),
+    ])
+    c = ctx.container("horizon", "horizon", svc, user="root",
+                      healthcheck=common.http_check(ctx, port, "/auth/login/"))
+    return Phase("horizon", [Step("container", "horizon", c), Step("wait", "horizon", params={"timeout": 120})])

@@ -1,0 +1,54 @@
+"""Open vSwitch on the userspace (netdev) datapath: this kernel has no
+openvswitch module. ovsdb-server and ovs-vswitchd run in their own containers
+and share /run/openvswitch; the provider bridge br-ex gets the deploy's veth."""
+
+from __future__ import annotations
+
+from stackyard.deploy.context import PlanContext
+from stackyard.deploy.model import Phase, Step
+
+RUN_VOLUME = "openvswitch_run:/run/openvswitch/"
+DB = "/var/lib/openvswitch/conf.db"
+
+
+def ovsdb_address(ctx: PlanContext) -> str:
+    return f"tcp:{ctx.variables['api_interface_address']}:{ctx.variables.get('ovsdb_port', 6640)}"
+
+
+def plan(ctx: PlanContext) -> Phase:
+    v = ctx.variables
+    addr, port = v["api_interface_address"], v.get("ovsdb_port", 6640)
+    db_cmd = (f"sh -c 'test -s {DB} || ovsdb-tool create {DB} /usr/share/openvswitch/vswitch.ovsschema; "
+              f"exec ovsdb-server {DB} --remote=punix:/run/openvswitch/db.sock "
+              f"--remote=ptcp:{port}:{addr} --pidfile=/run/openvswitch/ovsdb-server.pid'")
+    ctx.add_config_json("openvswitch-db-server", db_cmd, [])
+    vs_cmd = ("sh -c 'ovs-vsctl --no-wait init && exec ovs-vswitchd unix:/run/openvswitch/db.sock "
+              "--pidfile=/run/openvswitch/ovs-vswitchd.pid'")
+    ctx.add_config_json("openvswitch-vswitchd", vs_cmd, [])
+    db = ctx.container("openvswitch_db", "openvswitch-db-server", "openvswitch-db-server",
+                       volumes=[RUN_VOLUME, "openvswitch_db:/var/lib/openvswitch/"],
+                       healthcheck=["healthcheck_socket", "ovsdb-server", "/run/openvswitch/db.sock"])
+    vswitchd = ctx.container("openvswitch_vswitchd", "openvswitch-vswitchd", "openvswitch-vswitchd",
+                             volumes=[RUN_VOLUME], cap_add=["NET_ADMIN", "SYS_ADMIN", "NET_RAW", "SYS_NICE"],
+                             devices=["/dev/net/tun:/dev/net/tun:rwm"],
+                             healthcheck=["ovs-appctl", "version"])
+    ext = v.get("neutron_external_interface") or "sy-ext0"
+    bridge = "br-ex"
+    host: dict = {}
+    if not v.get("neutron_external_interface"):
+        host["veth"] = [{"name": "sy-ext0", "peer": "sy-ext1"}]
+    return Phase("openvswitch", [
+        Step("host", "provider-veth", params=host),
+        Step("container", "openvswitch_db", db),
+        Step("wait", "openvswitch_db", params={"timeout": 60}),
+        Step("container", "openvswitch_vswitchd", vswitchd),
+        Step("wait", "openvswitch_vswitchd", params={"timeout": 60}),
+        Step("exec", "br-ex", params={
+            "container": "openvswitch_vswitchd",
+            "unless": ["sh", "-c", f"ovs-vsctl br-exists {bridge} && "
+                       f"[ \"$(ovs-vsctl get bridge {bridge} datapath_type)\" = netdev ] && "
+                       f"[ \"$(ovs-vsctl port-to-br {ext})\" = {bridge} ]"],
+            "command": ["ovs-vsctl", "--may-exist", "add-br", bridge, "--", "set", "bridge", bridge,
+                        "datapath_type=netdev", "--", "--may-exist", "add-port", bridge, ext],
+        }),
+    ])
