@@ -270,11 +270,15 @@ class HostApplier:
                 return UNCHANGED, "running"
             else:
                 cmd = test[1] if test[0] == "CMD-SHELL" else test[1:]
-                res = c.exec_run(["/bin/sh", "-c", cmd] if isinstance(cmd, str) else cmd)
-                if res.exit_code == 0:
-                    return UNCHANGED, "healthy"
-                last = res.output.decode(errors="replace").strip().splitlines()[-1:] or [""]
-                last = last[0]
+                try:
+                    res = c.exec_run(["/bin/sh", "-c", cmd] if isinstance(cmd, str) else cmd)
+                except docker.errors.APIError as exc:  # restarting between our two calls
+                    last = str(exc.explanation or exc)
+                else:
+                    if res.exit_code == 0:
+                        return UNCHANGED, "healthy"
+                    lines = res.output.decode(errors="replace").strip().splitlines()
+                    last = lines[-1] if lines else ""
             if time.monotonic() > deadline:
                 raise DeployError(f"host {self.plan.host}: {name} not healthy after {timeout:.0f}s: {last}")
             time.sleep(1)
@@ -443,24 +447,28 @@ class HostApplier:
                 if not ident.validate_user_has_project_role(project, user, role):
                     ident.assign_project_role_to_user(project, user, role)
                     changed.append(f"role {role_name} granted")
-        return (CHANGED, ", ".join(changed)) if changed else (UNCHANGED, "registered")
+        if changed:
+            self._conn = None  # the next token must carry the new catalog entries
+            return CHANGED, ", ".join(changed)
+        return UNCHANGED, "registered"
 
     def do_hypervisor_wait(self, step: Step) -> tuple[str, str]:
         """nova-compute registered and discovered: the hypervisor is listed and up."""
         if self.dry_run:
             return UNCHANGED, "skipped (dry run)"
-        conn = self._openstack()
         deadline = time.monotonic() + float(step.params.get("timeout", 300))
         host = step.name
         last = "no hypervisor yet"
         while True:
             try:
+                conn = self._openstack()
                 for hv in conn.compute.hypervisors(details=True):
-                    name = (hv.name or "").split(".")[0]
-                    if name == host.split(".")[0] and (hv.state or "up") == "up":
-                        return UNCHANGED, f"hypervisor {hv.name} up"
+                    service_host = (hv.service_details or {}).get("host")
+                    if service_host == host and (hv.state or "up") == "up":
+                        return UNCHANGED, f"hypervisor {hv.name} of {host} up"
             except Exception as exc:  # noqa: BLE001 - API still starting: keep polling
                 last = str(exc).splitlines()[0]
+                self._conn = None  # a token from before the service was registered lacks it
             if time.monotonic() > deadline:
                 raise DeployError(f"host {self.plan.host}: nova-compute on {host} never registered: {last}")
             time.sleep(2)
@@ -469,18 +477,18 @@ class HostApplier:
         """Every expected Neutron agent on this host reports alive."""
         if self.dry_run:
             return UNCHANGED, "skipped (dry run)"
-        conn = self._openstack()
         wanted = set(step.params["agents"])
         deadline = time.monotonic() + float(step.params.get("timeout", 180))
         missing = wanted
         while True:
             try:
+                conn = self._openstack()
                 alive = {a.agent_type for a in conn.network.agents() if a.is_alive}
                 missing = wanted - alive
                 if not missing:
                     return UNCHANGED, f"{len(wanted)} agents alive"
             except Exception:  # noqa: BLE001 - server still starting: keep polling
-                pass
+                self._conn = None
             if time.monotonic() > deadline:
                 raise DeployError(f"host {self.plan.host}: neutron agents not alive after "
                                   f"{step.params.get('timeout', 180)}s: {', '.join(sorted(missing))}")

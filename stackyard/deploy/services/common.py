@@ -71,13 +71,22 @@ def default_section(ctx: PlanContext, vhost: str | None, extra: str = "") -> str
 
 
 def uwsgi_ini(ctx: PlanContext, wsgi_file: str, port: int, processes: int = 2, threads: int = 1,
-              extra: str = "") -> str:
-    """uWSGI serving one WSGI script on the API address; SIGTERM stops it (die-on-term)."""
+              extra: str = "", run_as: str | None = None) -> str:
+    """uWSGI serving one WSGI script on the API address; SIGTERM stops it (die-on-term).
+
+    ``run_as``: start as root, bind the (privileged) port as a shared socket, then
+    drop to this user: uWSGI binds shared sockets before it drops privileges.
+    """
     v = ctx.variables
+    address = f"{v['api_interface_address']}:{port}"
+    if run_as:
+        socket = f"shared-socket = {address}\nhttp-socket = =0\nuid = {run_as}\ngid = {run_as}\n"
+    else:
+        socket = f"http-socket = {address}\n"
     return (
         "[uwsgi]\n"
         "plugins = python3\n"
-        f"http-socket = {v['api_interface_address']}:{port}\n"
+        + socket +
         f"wsgi-file = {wsgi_file}\n"
         "master = true\n"
         f"processes = {processes}\n"

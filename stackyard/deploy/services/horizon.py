@@ -42,8 +42,7 @@ def plan(ctx: PlanContext) -> Phase:
     v = ctx.variables
     svc, port = "horizon", int(v["horizon_port"])
     ctx.add_file(svc, "_9999_stackyard.py", settings(ctx), owner="horizon", secret=True)
-    ini = common.uwsgi_ini(ctx, WSGI, port, processes=v.get("horizon_workers", 2), extra=(
-        "uid = horizon\ngid = horizon\n"
+    ini = common.uwsgi_ini(ctx, WSGI, port, processes=v.get("horizon_workers", 2), run_as="horizon", extra=(
         f"static-map = /static={STATIC}\n"
         "chdir = /usr/share/openstack-dashboard\n"
     ))

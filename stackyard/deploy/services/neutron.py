@@ -19,7 +19,7 @@ from stackyard.deploy.services.openvswitch import RUN_VOLUME, ovsdb_address
 
 ROOT_HELPER = "sudo neutron-rootwrap /etc/neutron/rootwrap.conf"
 NETNS_MOUNT = "/run/netns:/run/netns:shared"
-AGENT_CAPS = ["NET_ADMIN", "SYS_ADMIN", "NET_RAW", "DAC_OVERRIDE"]
+AGENT_CAPS = ["NET_ADMIN", "SYS_ADMIN", "NET_RAW", "DAC_OVERRIDE", "DAC_READ_SEARCH", "SYS_PTRACE"]
 
 
 def neutron_conf(ctx: PlanContext) -> str:

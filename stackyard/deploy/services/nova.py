@@ -138,17 +138,17 @@ def plan(ctx: PlanContext) -> Phase:
     cond = ctx.container("nova_conductor", "nova-conductor", "nova-conductor")
     vnc = ctx.container("nova_novncproxy", "nova-novncproxy", "nova-novncproxy",
                         healthcheck=common.http_check(ctx, int(v["nova_novncproxy_port"]), "/vnc_lite.html"))
-    shared = ["/run/libvirt:/run/libvirt:shared", "nova_compute:/var/lib/nova/", RUN_VOLUME]
+    shared = ["libvirt_run:/run/libvirt/", "nova_compute:/var/lib/nova/", RUN_VOLUME]
     libvirt = ctx.container(
         "nova_libvirt", "nova-libvirt", "nova-libvirt",
         volumes=shared + ["libvirtd:/var/lib/libvirt/"],
-        cap_add=["NET_ADMIN", "SYS_ADMIN", "SYS_PTRACE", "SYS_RESOURCE"],
+        cap_add=["NET_ADMIN", "SYS_ADMIN"],
         healthcheck=["healthcheck_socket", "libvirtd", "/run/libvirt/libvirt-sock"],
         devices=["/dev/net/tun:/dev/net/tun:rwm"],
     )
     compute = ctx.container(
         "nova_compute", "nova-compute", "nova-compute", volumes=shared,
-        cap_add=["NET_ADMIN", "SYS_ADMIN", "DAC_OVERRIDE"],
+        cap_add=["NET_ADMIN", "SYS_ADMIN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "SYS_PTRACE"],
     )
     steps += [
         Step("job", "bootstrap_nova", boot),
