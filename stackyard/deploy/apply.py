@@ -181,6 +181,8 @@ class HostApplier:
             kwargs["user"] = spec.user
         if spec.devices:
             kwargs["devices"] = spec.devices
+        if spec.security_opt:
+            kwargs["security_opt"] = spec.security_opt
         if spec.healthcheck:
             kwargs["healthcheck"] = spec.healthcheck.to_docker()
         return self.client.containers.create(**kwargs)

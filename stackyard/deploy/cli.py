@@ -297,6 +297,21 @@ def _rendered_dirs(args: argparse.Namespace) -> list[Path]:
     return sorted(dirs)
 
 
+def _remove_host_networking() -> None:
+    """Neutron's namespaces and the provider veth outlive the containers: remove them."""
+    import subprocess
+
+    listing = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    for line in listing.splitlines():
+        name = line.split()[0] if line.strip() else ""
+        if name.startswith(("qdhcp-", "qrouter-", "snat-", "fip-")):
+            subprocess.run(["ip", "netns", "delete", name], capture_output=True)
+            print(f"removed network namespace {name}")
+    if subprocess.run(["ip", "link", "show", "sy-ext0"], capture_output=True).returncode == 0:
+        subprocess.run(["ip", "link", "delete", "sy-ext0"], capture_output=True)
+        print("removed provider veth sy-ext0/sy-ext1")
+
+
 def cmd_destroy(args: argparse.Namespace) -> int:
     from stackyard.deploy.model import MANAGED_LABEL
 
@@ -312,6 +327,7 @@ def cmd_destroy(args: argparse.Namespace) -> int:
         if d.is_dir():
             shutil.rmtree(d)
             print(f"removed {d}")
+    _remove_host_networking()
     for f in ("admin-openrc.sh", "clouds.yaml"):
         if (configdir / f).exists():
             (configdir / f).unlink()
@@ -337,6 +353,26 @@ enable_keystone: true
 enable_cron: true
 """
 
+CLOUD_GLOBALS = """\
+enable_glance: true
+enable_placement: true
+enable_nova: true
+enable_neutron: true
+enable_horizon: true
+# kvm when the CPU offers hardware virtualisation, else qemu (software emulation)
+nova_compute_virt_type: {virt_type}
+"""
+
+
+def detect_virt_type() -> str:
+    """kvm only when the CPU flags show VT-x/AMD-V and /dev/kvm exists."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "qemu"
+    has_flags = " vmx" in flags or " svm" in flags
+    return "kvm" if has_flags and Path("/dev/kvm").exists() else "qemu"
+
 
 def cmd_up(args: argparse.Namespace) -> int:
     """Fresh machine to working cloud; a second run is a fast no-op."""
@@ -349,7 +385,10 @@ def cmd_up(args: argparse.Namespace) -> int:
     configdir.mkdir(parents=True, exist_ok=True)
     globals_path = configdir / "globals.yml"
     if not globals_path.exists():
-        globals_path.write_text(GLOBALS_TEMPLATE)
+        text = GLOBALS_TEMPLATE
+        if not args.infra_only:
+            text += CLOUD_GLOBALS.format(virt_type=detect_virt_type())
+        globals_path.write_text(text)
         print(f"wrote all-in-one defaults to {globals_path}")
     genpwd(configdir / "passwords.yml")
     dep = _load(args)
@@ -364,6 +403,14 @@ def cmd_up(args: argparse.Namespace) -> int:
         raise StackyardError(f"image build failed: {result['failed_reasons']}")
     _apply(args, dry_run=False)
     openrc, clouds = write_client_files(dep)
+    if "glance" in dep.enabled and "nova" in dep.enabled:
+        from stackyard.guest import build_guest, upload_guest
+        from stackyard.guest.cli import connect
+
+        guest = build_guest(Path(args.guest_work_dir))
+        image_id = upload_guest(connect("stackyard-admin", str(clouds)), guest, "stackyard-guest",
+                                log=lambda m: print(m, file=sys.stderr))
+        print(f"guest image stackyard-guest: {image_id}")
     print(f"\nThe cloud is up. Use it with:\n  source {openrc}\n  openstack token issue\n"
           f"(or OS_CLOUD=stackyard-admin with {clouds})")
     return 0
@@ -424,6 +471,9 @@ def register(sub: Any) -> None:
     p = sub.add_parser("up", help="all-in-one cloud on this machine: config, passwords, images, deploy")
     _common(p)
     p.add_argument("--work-dir", help="image build work dir")
+    p.add_argument("--guest-work-dir", default="/var/lib/stackyard/guest", help="guest image build dir")
+    p.add_argument("--infra-only", action="store_true",
+                   help="on a fresh config, enable only MariaDB, Memcached, RabbitMQ and Keystone")
     p.add_argument("--tags", action="append", default=[])
     p.set_defaults(func=cmd_up)
 

@@ -58,6 +58,11 @@ def nova_conf(ctx: PlanContext) -> str:
         f"server_listen = {addr}\nserver_proxyclient_address = {addr}\n"
         f"novncproxy_host = {addr}\nnovncproxy_port = {v['nova_novncproxy_port']}\n"
         f"novncproxy_base_url = http://{v['kolla_external_fqdn']}:{v['nova_novncproxy_port']}/vnc_lite.html\n"
+        # a TCP serial console whose log file lives in the shared instance dir:
+        # nova-compute reads the console log from that file (a pty would be in
+        # the libvirt container's /dev/pts, out of nova-compute's sight)
+        + f"\n[serial_console]\nenabled = true\nproxyclient_address = {addr}\n"
+        f"base_url = ws://{v['kolla_external_fqdn']}:{v.get('nova_serialproxy_port', 6083)}/\n"
         + "\n[scheduler]\ndiscover_hosts_in_cells_interval = 10\nworkers = 1\n"
         + "\n[conductor]\nworkers = 1\n"
         + "\n[wsgi]\napi_paste_config = /etc/nova/api-paste.ini\n"
