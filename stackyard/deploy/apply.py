@@ -26,6 +26,8 @@ from stackyard.deploy.model import (
 from stackyard.errors import DeployError
 
 CHANGED, UNCHANGED, FAILED = "changed", "unchanged", "failed"
+#: the engine's read-only /proc paths for unprivileged containers (moby's defaults)
+DEFAULT_READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
 
 
 @dataclass
@@ -181,11 +183,18 @@ class HostApplier:
             kwargs["user"] = spec.user
         if spec.devices:
             kwargs["devices"] = spec.devices
-        if spec.security_opt:
-            kwargs["security_opt"] = spec.security_opt
         if spec.healthcheck:
             kwargs["healthcheck"] = spec.healthcheck.to_docker()
-        return self.client.containers.create(**kwargs)
+        if not spec.writable_proc_sys:
+            return self.client.containers.create(**kwargs)
+        # The SDK has no ReadonlyPaths: build the request ourselves and keep the
+        # engine's defaults except /proc/sys (masked paths stay masked)
+        from docker.models.containers import _create_container_args
+
+        create_kwargs = _create_container_args(dict(kwargs, version=self.client.api._version))
+        create_kwargs["host_config"]["ReadonlyPaths"] = [p for p in DEFAULT_READONLY_PATHS if p != "/proc/sys"]
+        created = self.client.api.create_container(**create_kwargs)
+        return self.client.containers.get(created["Id"])
 
     def remove(self, container: Any, timeout: int = 30) -> None:
         try:

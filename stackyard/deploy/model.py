@@ -81,9 +81,9 @@ class ContainerSpec:
     cap_add: list[str] = field(default_factory=list)
     #: host devices, "host:container:perms" (e.g. /dev/net/tun for tap devices)
     devices: list[str] = field(default_factory=list)
-    #: e.g. "systempaths=unconfined": /proc/sys writable, for agents that set
-    #: sysctls inside the network namespaces they create
-    security_opt: list[str] = field(default_factory=list)
+    #: /proc/sys writable (the engine mounts it read-only by default), for agents
+    #: that set sysctls inside the network namespaces they create
+    writable_proc_sys: bool = False
     command: list[str] | None = None
     user: str | None = None
     restart_policy: str = "unless-stopped"

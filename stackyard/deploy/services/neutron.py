@@ -128,9 +128,9 @@ def plan(ctx: PlanContext) -> Phase:
                         volumes=[NETNS_MOUNT, RUN_VOLUME], cap_add=AGENT_CAPS)
     # sysctls inside qrouter-/qdhcp- namespaces need a writable /proc/sys
     dhcp = ctx.container("neutron_dhcp_agent", "neutron-dhcp-agent", "neutron-dhcp-agent",
-                         volumes=state, cap_add=AGENT_CAPS, security_opt=["systempaths=unconfined"])
+                         volumes=state, cap_add=AGENT_CAPS, writable_proc_sys=True)
     l3 = ctx.container("neutron_l3_agent", "neutron-l3-agent", "neutron-l3-agent",
-                       volumes=state, cap_add=AGENT_CAPS, security_opt=["systempaths=unconfined"])
+                       volumes=state, cap_add=AGENT_CAPS, writable_proc_sys=True)
     meta = ctx.container("neutron_metadata_agent", "neutron-metadata-agent", "neutron-metadata-agent",
                          volumes=state, cap_add=AGENT_CAPS)
     host_prep = {"shared_mounts": ["/run/netns"]}

@@ -22,7 +22,11 @@ def plan(ctx: PlanContext) -> Phase:
               f"exec ovsdb-server {DB} --remote=punix:/run/openvswitch/db.sock "
               f"--remote=ptcp:{port}:{addr} --pidfile=/run/openvswitch/ovsdb-server.pid'")
     ctx.add_config_json("openvswitch-db-server", db_cmd, [])
-    vs_cmd = ("sh -c 'ovs-vsctl --no-wait init && exec ovs-vswitchd unix:/run/openvswitch/db.sock "
+    # userspace-tso-enable: read virtio offload metadata from tap/AF_PACKET ports so
+    # partially checksummed guest packets are not "invalid" for userspace conntrack
+    # (the openvswitch security-group firewall would drop every TCP/ICMP packet)
+    vs_cmd = ("sh -c 'ovs-vsctl --no-wait init && ovs-vsctl --no-wait set Open_vSwitch . "
+              "other_config:userspace-tso-enable=true && exec ovs-vswitchd unix:/run/openvswitch/db.sock "
               "--pidfile=/run/openvswitch/ovs-vswitchd.pid'")
     ctx.add_config_json("openvswitch-vswitchd", vs_cmd, [])
     db = ctx.container("openvswitch_db", "openvswitch-db-server", "openvswitch-db-server",
