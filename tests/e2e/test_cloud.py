@@ -175,17 +175,19 @@ def test_server_boots_gets_dhcp_and_metadata_and_answers_ping(cloud: Path) -> No
         fip = osc_json(cloud, "floating", "ip", "create", "e2e-public")["floating_ip_address"]
         created.append(("floating", "ip", "delete", fip))
         osc(cloud, "server", "add", "floating", "ip", "e2e-server", fip)
-        public_net = osc_json(cloud, "network", "show", "e2e-public")["id"]
-        bridge = f"brq{public_net[:11]}"
+        # a client on the public network: a namespace of ours, plugged into br-ex
         sh("ip", "netns", "add", test_ns)
         sh("ip", "link", "add", "sy-e2e0", "type", "veth", "peer", "name", "sy-e2e1")
         sh("ip", "link", "set", "sy-e2e1", "netns", test_ns)
-        sh("ip", "link", "set", "sy-e2e0", "master", bridge, "up")
+        sh("ip", "link", "set", "sy-e2e0", "up")
+        sh("docker", "exec", "openvswitch_vswitchd", "ovs-vsctl", "--may-exist", "add-port", "br-ex", "sy-e2e0")
         sh("ip", "netns", "exec", test_ns, "ip", "addr", "add", "10.99.0.50/24", "dev", "sy-e2e1")
         sh("ip", "netns", "exec", test_ns, "ip", "link", "set", "sy-e2e1", "up")
         _wait(lambda: sh("ip", "netns", "exec", test_ns, "ping", "-c", "1", "-W", "2", fip,
                          check=False).returncode == 0, 120, f"ping floating IP {fip}")
     finally:
+        sh("docker", "exec", "openvswitch_vswitchd", "ovs-vsctl", "--if-exists", "del-port", "br-ex", "sy-e2e0",
+           check=False)
         sh("ip", "link", "del", "sy-e2e0", check=False)
         sh("ip", "netns", "del", test_ns, check=False)
         for cmd in reversed(created):

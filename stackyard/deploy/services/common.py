@@ -55,6 +55,19 @@ def keystone_authtoken(ctx: PlanContext, user: str, password_key: str, section: 
     )
 
 
+def database_section(ctx: PlanContext, user: str, password_key: str, database: str,
+                     section: str = "database") -> str:
+    """An oslo.db section: connection URL plus settings that survive a MariaDB restart."""
+    return (f"\n[{section}]\nconnection = {db_url(ctx, user, password_key, database)}\n"
+            "connection_recycle_time = 10\nmax_retries = -1\n")
+
+
+def authtoken_section(ctx: PlanContext, user: str, password_key: str) -> str:
+    """``[keystone_authtoken]`` with the token cache in memcached."""
+    return ("\n" + keystone_authtoken(ctx, user, password_key)
+            + f"memcached_servers = {memcache_servers(ctx)}\n")
+
+
 def cache_section(ctx: PlanContext) -> str:
     return ("[cache]\nenabled = true\nbackend = oslo_cache.memcache_pool\n"
             f"memcache_servers = {memcache_servers(ctx)}\n")
@@ -118,6 +131,24 @@ def register_step(ctx: PlanContext, name: str, service_type: str, port: int, pat
     if user:
         params.update({"user": user, "password_key": password_key, "roles": roles or ["admin"]})
     return Step("keystone_register", name, params=params)
+
+
+def api_service_steps(ctx: PlanContext, *, name: str, service_type: str, image: str, config_dir: str,
+                      container: str, port: int, volumes: list[str] | None = None,
+                      description: str = "", path: str = "") -> list[Step]:
+    """Database, KOLLA_BOOTSTRAP job, API container, health wait and Keystone
+    registration: the life of a simple OpenStack API service."""
+    job = ctx.container(f"bootstrap_{name}", image, config_dir, volumes=volumes,
+                        environment={"KOLLA_BOOTSTRAP": "1"}, restart_policy="no", trigger_files=[])
+    api = ctx.container(container, image, config_dir, volumes=volumes, healthcheck=http_check(ctx, port))
+    return [
+        database_step(name, name, name, f"{name}_database_password"),
+        Step("job", f"bootstrap_{name}", job),
+        Step("container", container, api),
+        Step("wait", container, params={"timeout": 120}),
+        register_step(ctx, name, service_type, port, path, user=name, password_key=f"{name}_keystone_password",
+                      description=description),
+    ]
 
 
 def http_check(ctx: PlanContext, port: int, path: str = "") -> list[str]:

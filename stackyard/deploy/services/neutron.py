@@ -42,10 +42,8 @@ def neutron_conf(ctx: PlanContext) -> str:
             "rpc_state_report_workers = 1\n"
             "global_physnet_mtu = 1500\n"
         ))
-        + f"\n[database]\nconnection = {common.db_url(ctx, 'neutron', 'neutron_database_password', 'neutron')}\n"
-        + "connection_recycle_time = 10\nmax_retries = -1\n"
-        + "\n" + common.keystone_authtoken(ctx, "neutron", "neutron_keystone_password")
-        + f"memcached_servers = {common.memcache_servers(ctx)}\n"
+        + common.database_section(ctx, "neutron", "neutron_database_password", "neutron")
+        + common.authtoken_section(ctx, "neutron", "neutron_keystone_password")
         + "\n" + common.keystone_authtoken(ctx, "nova", "nova_keystone_password", section="nova")
         + "endpoint_type = internal\n"
         + "\n" + common.keystone_authtoken(ctx, "placement", "placement_keystone_password", section="placement")

@@ -34,12 +34,9 @@ def nova_conf(ctx: PlanContext) -> str:
             "initial_ram_allocation_ratio = 1.5\n"
         ))
         + "\n[api]\nauth_strategy = keystone\n"
-        + f"\n[api_database]\nconnection = {common.db_url(ctx, 'nova_api', 'nova_api_database_password', 'nova_api')}\n"
-        + "connection_recycle_time = 10\nmax_retries = -1\n"
-        + f"\n[database]\nconnection = {common.db_url(ctx, 'nova', 'nova_database_password', 'nova')}\n"
-        + "connection_recycle_time = 10\nmax_retries = -1\n"
-        + "\n" + common.keystone_authtoken(ctx, "nova", "nova_keystone_password")
-        + f"memcached_servers = {common.memcache_servers(ctx)}\n"
+        + common.database_section(ctx, "nova_api", "nova_api_database_password", "nova_api", "api_database")
+        + common.database_section(ctx, "nova", "nova_database_password", "nova")
+        + common.authtoken_section(ctx, "nova", "nova_keystone_password")
         + "\n" + common.keystone_authtoken(ctx, "nova", "nova_keystone_password", section="service_user")
         + "send_service_user_token = true\n"
         + "\n" + common.keystone_authtoken(ctx, "nova", "nova_keystone_password", section="placement")
