@@ -22,18 +22,11 @@ from pathlib import Path
 
 import docker
 
+from stackyard.deploy.cli import CLOUD_GLOBALS, GLOBALS_TEMPLATE
+
 MANAGED = "org.stackyard.managed"
 BIN = Path(sys.executable).parent
-GLOBALS = """\
-kolla_internal_vip_address: "127.0.0.1"
-network_interface: lo
-enable_glance: true
-enable_placement: true
-enable_nova: true
-enable_neutron: true
-enable_horizon: true
-nova_compute_virt_type: qemu
-"""
+GLOBALS = GLOBALS_TEMPLATE + CLOUD_GLOBALS.format(virt_type="qemu")
 
 
 def stackyard(configdir: Path, *args: str) -> None:

@@ -16,7 +16,6 @@ import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import docker
@@ -142,7 +141,14 @@ class Builder:
         self.progress = progress
         self.results: dict[str, ImageResult] = {}
         self._by_hash: dict[str, str] = {}
+        self._indexed = False
         self._lock = threading.Lock()
+
+    def needs_build(self) -> list[str]:
+        """Selected images that no cache hit will cover (before anything runs)."""
+        self._index_local()
+        return [n for n in sorted(self.selected)
+                if self.config.no_cache or self.plans[n].hash not in self._by_hash]
 
     # -- cache lookups -----------------------------------------------------
     def _index_local(self) -> None:
@@ -152,6 +158,9 @@ class Builder:
         too. Only an image whose newest history entry is the LABEL instruction our
         builder added is the image itself; the others are ignored.
         """
+        if self._indexed:
+            return
+        self._indexed = True
         candidates: dict[str, list[str]] = {}
         for img in self.client.images.list(filters={"label": HASH_LABEL}):
             h = (img.labels or {}).get(HASH_LABEL)
@@ -413,6 +422,3 @@ def summary(results: dict[str, ImageResult], all_names: Iterable[str], selected:
     out["failed_reasons"] = {n: out["images"][n]["reason"] for n in out[FAILED] + out[PARENT_FAILED]}
     return out
 
-
-def log_dir(config: BuildConfig) -> Path:
-    return config.log_path

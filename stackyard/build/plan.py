@@ -91,9 +91,6 @@ def make_plan(
     plans: dict[str, ImagePlan] = {}
     for name in graph.order():
         img = images[name]
-        if config.install_type == "source" and not img.supports_source:
-            # only checked for selected images by the caller; recorded here as data
-            pass
         ph = [plans[p].hash for p in img.parents]
         ext = [external_ids.get(ref, ref) for ref in img.external]
         plans[name] = ImagePlan(

@@ -84,9 +84,7 @@ def execute(session: BuildSession, client: Any, progress: Any) -> dict[str, Any]
     plans = plans_for(session, external_ids)
     # only reach for the mirror when something will really be built
     builder = Builder(client, config, plans, session.graph, session.selected, progress)
-    builder._index_local()
-    to_build = [n for n in session.selected if config.no_cache or plans[n].hash not in builder._by_hash]
-    if to_build and not config.skip_existing:
+    if builder.needs_build() and not config.skip_existing:
         check_mirror(config.apt_mirror, config.base_tag, config.apt_proxy)
     results = builder.run()
     return summary(results, session.images, session.selected)

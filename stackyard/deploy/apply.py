@@ -108,6 +108,17 @@ def sync_files(plan: HostPlan, dry_run: bool = False) -> list[str]:
     return changed
 
 
+def run_healthcheck(container: Any, test: list[str]) -> tuple[bool, str]:
+    """Run a container's healthcheck test now (the engine's first check waits an interval)."""
+    cmd = test[1] if test[0] == "CMD-SHELL" else test[1:]
+    try:
+        res = container.exec_run(["/bin/sh", "-c", cmd] if isinstance(cmd, str) else cmd)
+    except docker.errors.APIError as exc:  # e.g. restarting between two calls
+        return False, str(exc.explanation or exc)
+    lines = res.output.decode(errors="replace").strip().splitlines()
+    return res.exit_code == 0, lines[-1] if lines else ""
+
+
 # ----------------------------------------------------------------------------- state
 class JobState:
     """Spec hashes of one-shot jobs that succeeded on this host."""
@@ -280,16 +291,9 @@ class HostApplier:
             elif test is None:
                 return UNCHANGED, "running"
             else:
-                cmd = test[1] if test[0] == "CMD-SHELL" else test[1:]
-                try:
-                    res = c.exec_run(["/bin/sh", "-c", cmd] if isinstance(cmd, str) else cmd)
-                except docker.errors.APIError as exc:  # restarting between our two calls
-                    last = str(exc.explanation or exc)
-                else:
-                    if res.exit_code == 0:
-                        return UNCHANGED, "healthy"
-                    lines = res.output.decode(errors="replace").strip().splitlines()
-                    last = lines[-1] if lines else ""
+                ok, last = run_healthcheck(c, test)
+                if ok:
+                    return UNCHANGED, "healthy"
             if time.monotonic() > deadline:
                 raise DeployError(f"host {self.plan.host}: {name} not healthy after {timeout:.0f}s: {last}")
             time.sleep(1)

@@ -254,8 +254,9 @@ def cmd_check(args: argparse.Namespace) -> int:
             state = c.attrs["State"]
             health = state.get("Health", {}).get("Status", "none")
             if state.get("Running") and health == "starting" and spec.healthcheck:
-                res = c.exec_run(["/bin/sh", "-c", spec.healthcheck.test[1]])
-                health = "healthy" if res.exit_code == 0 else "unhealthy"
+                from stackyard.deploy.apply import run_healthcheck
+
+                health = "healthy" if run_healthcheck(c, spec.healthcheck.test)[0] else "unhealthy"
             ok = state.get("Running") and health in ("healthy", "none")
             print(f"{'ok  ' if ok else 'FAIL'} {spec.name}: {state.get('Status')}, health {health}")
             bad += 0 if ok else 1
@@ -291,9 +292,10 @@ def _rendered_dirs(args: argparse.Namespace) -> list[Path]:
             dirs |= {Path(f.path).parent for f in plan.files}
             dirs.add(Path(plan.config_root) / ".stackyard")
     except StackyardError:
-        root = configdir
-        dirs |= {root / ".stackyard"} | {p for p in root.iterdir() if (p / "config.json").exists()} \
-            if root.is_dir() else set()
+        # config no longer loads: every rendered service dir holds a config.json
+        if configdir.is_dir():
+            dirs.add(configdir / ".stackyard")
+            dirs |= {p for p in configdir.iterdir() if (p / "config.json").exists()}
     return sorted(dirs)
 
 
@@ -477,6 +479,3 @@ def register(sub: Any) -> None:
     p.add_argument("--tags", action="append", default=[])
     p.set_defaults(func=cmd_up)
 
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(1)

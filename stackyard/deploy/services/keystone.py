@@ -4,10 +4,9 @@ role, region and identity endpoints)."""
 
 from __future__ import annotations
 
-from urllib.parse import quote
-
 from stackyard.deploy.context import PlanContext, cfile
 from stackyard.deploy.model import Phase, Step
+from stackyard.deploy.services import common
 
 KEYSTONE_CONF = """\
 [DEFAULT]
@@ -41,49 +40,20 @@ memcache_servers = {memcache}
 driver = {notify_driver}
 """
 
-UWSGI_INI = """\
-[uwsgi]
-plugins = python3
-http-socket = {address}:{port}
-wsgi-file = /usr/bin/keystone-wsgi-public
-master = true
-processes = {processes}
-threads = 1
-lazy-apps = true
-die-on-term = true
-need-app = true
-buffer-size = 65535
-add-header = Connection: close
-disable-logging = {disable_logging}
-"""
-
-
-def public_url(v: dict) -> str:
-    return f"http://{v['kolla_internal_fqdn']}:{v['keystone_public_port']}"
-
-
 def plan(ctx: PlanContext) -> Phase:
     v, pw = ctx.variables, ctx.passwords
     svc = "keystone"
-    db_host = v["kolla_internal_fqdn"]
-    connection = (f"mysql+pymysql://keystone:{quote(pw['keystone_database_password'], safe='')}"
-                  f"@{db_host}:{v['database_port']}/keystone")
-    if v.get("enable_rabbitmq"):
-        transport = (f"rabbit://keystone:{quote(pw['rabbitmq_password'], safe='')}"
-                     f"@{db_host}:{v['rabbitmq_port']}/keystone")
-        notify = "messagingv2"
-    else:
-        transport, notify = "", "noop"
+    transport = common.transport_url(ctx, "keystone")
     conf = KEYSTONE_CONF.format(
-        debug=str(bool(v.get("openstack_logging_debug"))).lower(), connection=connection,
+        debug=str(bool(v.get("openstack_logging_debug"))).lower(),
+        connection=common.db_url(ctx, "keystone", "keystone_database_password", "keystone"),
         provider=v["keystone_token_provider"], expiry=v["fernet_token_expiry"],
-        memcache=f"{v['api_interface_address']}:{v['memcached_port']}",
-        transport_url=transport, notify_driver=notify,
+        memcache=common.memcache_servers(ctx),
+        transport_url=transport, notify_driver="messagingv2" if transport else "noop",
     )
     ctx.add_ini(svc, "keystone.conf", "keystone", conf, owner="keystone", secret=True)
-    uwsgi = UWSGI_INI.format(address=v["api_interface_address"], port=v["keystone_public_port"],
-                             processes=v.get("keystone_api_workers", 2),
-                             disable_logging="false" if v.get("openstack_logging_debug") else "true")
+    uwsgi = common.uwsgi_ini(ctx, "/usr/bin/keystone-wsgi-public", int(v["keystone_public_port"]),
+                             processes=v.get("keystone_api_workers", 2))
     ctx.add_file(svc, "keystone-uwsgi.ini", uwsgi, owner="keystone", mode=0o600)
     ctx.add_config_json(svc, "uwsgi --ini /etc/keystone/keystone-uwsgi.ini", [
         cfile("keystone.conf", "/etc/keystone/keystone.conf", "keystone", "0600"),
@@ -97,7 +67,7 @@ def plan(ctx: PlanContext) -> Phase:
     ctx.add_file(admin, "keystone.conf", _find(ctx, svc, "keystone.conf"),
                  owner="keystone", secret=True)
     ctx.add_file(admin, "admin-password", pw["keystone_admin_password"], owner="keystone", secret=True)
-    url = public_url(v)
+    url = common.auth_url(ctx)
     args = [
         "/usr/local/lib/stackyard/hooks/admin-bootstrap",
         "--bootstrap-username", v["keystone_admin_user"],
