@@ -27,9 +27,9 @@ INSTALL_TYPES = ("binary", "source")
 
 #: Built-in profiles; the config file may add or replace entries.
 DEFAULT_PROFILES: dict[str, list[str]] = {
-    "infra": ["mariadb-server", "memcached", "rabbitmq", "cron"],
+    "infra": ["mariadb-server", "memcached", "rabbitmq", "cron", "haproxy", "keepalived"],
     "core": [
-        "mariadb-server", "memcached", "rabbitmq", "cron", "keystone",
+        "mariadb-server", "memcached", "rabbitmq", "cron", "haproxy", "keepalived", "keystone",
         "glance-api", "placement-api",
         "nova-api", "nova-scheduler", "nova-conductor", "nova-novncproxy", "nova-compute", "nova-libvirt",
         "openvswitch-db-server", "openvswitch-vswitchd",

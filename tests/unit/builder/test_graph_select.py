@@ -110,7 +110,7 @@ def test_no_arguments_selects_everything(graph):
 
 def test_profiles(graph):
     infra = select(graph, [], profile=["infra"], skip_parents=True)
-    assert infra == {"mariadb-server", "memcached", "rabbitmq", "cron"}
+    assert infra == {"mariadb-server", "memcached", "rabbitmq", "cron", "haproxy", "keepalived"}
     assert select(graph, [], profile=["infra"]) == infra | {"base"}
     # a profile name is also accepted as a positional argument
     core = set(DEFAULT_PROFILES["core"])
