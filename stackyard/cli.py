@@ -152,11 +152,15 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="re-make it even if present")
     p.set_defaults(func=cmd_base_image)
 
+    from stackyard.ansible import cli as ansible_cli
     from stackyard.deploy import cli as deploy_cli
     from stackyard.guest import cli as guest_cli
+    from stackyard.testbed import cli as testbed_cli
 
     deploy_cli.register(sub)
+    ansible_cli.register(sub)
     guest_cli.register(sub)
+    testbed_cli.register(sub)
     return parser
 
 

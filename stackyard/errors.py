@@ -37,3 +37,9 @@ class MirrorError(StackyardError):
 
 class DeployError(StackyardError):
     """A deploy step failed (the message names host, service and step)."""
+
+
+class TestbedError(StackyardError):
+    """The multi-node test bed could not be created, changed or removed."""
+
+    __test__ = False  # not a pytest class, despite the name

@@ -1,0 +1,198 @@
+"""Test bed life cycle: up, down, stop/start of one node, status.
+
+Every operation converges from whatever state is there (a previous run that
+failed halfway included), so each is safe to repeat. ``up`` order matters:
+the namespace and registry first, then nodes (a container must run before its
+veth can be moved into its namespace), then files that name the nodes.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable
+
+from stackyard.errors import TestbedError
+from stackyard.testbed import inventory, net, nodes, procs
+from stackyard.testbed.config import TestbedConfig
+
+Log = Callable[[str], None]
+
+
+def _engine() -> Any:
+    from stackyard.cli import _engine_client
+
+    return _engine_client()
+
+
+def ensure_key(cfg: TestbedConfig) -> str:
+    """The test bed's ed25519 key pair (made once); returns the public key."""
+    pub = cfg.key_file.with_suffix(".pub")
+    if not cfg.key_file.exists() or not pub.exists():
+        cfg.key_file.unlink(missing_ok=True)
+        pub.unlink(missing_ok=True)
+        proc = subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"stackyard-{cfg.prefix}",
+                               "-f", str(cfg.key_file)], capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise TestbedError(f"ssh-keygen failed: {proc.stderr.strip()}")
+    return pub.read_text().strip()
+
+
+def _read_state(cfg: TestbedConfig) -> dict[str, Any]:
+    try:
+        return json.loads(cfg.state_file.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_state(cfg: TestbedConfig, hosts: int) -> None:
+    state = {"hosts": hosts, "prefix": cfg.prefix, "subnet": cfg.subnet,
+             "registry_port": cfg.registry_port}
+    inventory.write_if_changed(cfg.state_file, json.dumps(state, indent=2) + "\n")
+
+
+def _known_hosts(cfg: TestbedConfig, client: Any) -> int:
+    """Node count: from the state file, else the highest node container index."""
+    count = int(_read_state(cfg).get("hosts", 0))
+    existing = nodes.list_nodes(client, cfg)
+    return max([count, *existing.keys()]) if existing else count
+
+
+def _prepare_node(cfg: TestbedConfig, count: int, container: Any, index: int, pubkey: str) -> None:
+    """Address the node and give it the key and /etc/hosts (on every up/start)."""
+    net.plumb(cfg, index, nodes.pid_of(container))
+    nodes.write_file(container, "/root/.ssh/authorized_keys", pubkey + "\n")
+    current = nodes.exec_in(container, ["cat", "/etc/hosts"])
+    # bootstrap-servers adds its own managed block later: keep it
+    block_start = current.find("# BEGIN ")
+    desired = inventory.render_hosts(cfg, count) + (current[block_start:] if block_start >= 0 else "")
+    if current != desired:
+        nodes.write_file(container, "/etc/hosts", desired)
+
+
+def _wait_ssh(cfg: TestbedConfig, indexes: list[int], timeout: float = 30.0) -> None:
+    """Wait until sshd answers on every node (seen from inside the namespace)."""
+    deadline = time.monotonic() + timeout
+    pending = set(indexes)
+    while pending and time.monotonic() < deadline:
+        for index in sorted(pending):
+            probe = net.run(net.in_netns(cfg, ["bash", "-c", f"exec 3<>/dev/tcp/{cfg.node_address(index)}/22 "
+                                                             f"&& head -c 4 <&3"]), check=False)
+            if probe.returncode == 0 and probe.stdout.startswith("SSH"):
+                pending.discard(index)
+        if pending:
+            time.sleep(0.2)
+    if pending:
+        raise TestbedError(f"sshd did not answer on {', '.join(f'node{i}' for i in sorted(pending))} "
+                           f"within {timeout:.0f}s: see /var/log/node-init.log in the node")
+
+
+def up(cfg: TestbedConfig, hosts: int, log: Log, rebuild: bool = False) -> dict[str, Any]:
+    """Create or converge a test bed of ``hosts`` nodes; returns :func:`status`."""
+    if not 1 <= hosts <= 99:
+        raise TestbedError(f"--hosts {hosts}: must be between 1 and 99")
+    start = time.monotonic()
+    cfg.state_dir.mkdir(parents=True, exist_ok=True)
+    client = _engine()
+    image = nodes.ensure_image(client, log, force=rebuild)
+    extra = [i for i in nodes.list_nodes(client, cfg) if i > hosts]
+    if extra:
+        raise TestbedError(f"test bed '{cfg.prefix}' has more nodes ({', '.join(f'node{i}' for i in extra)}) "
+                           f"than --hosts {hosts}: run `stackyard testbed down` first")
+    pubkey = ensure_key(cfg)
+    net.ensure_bridge(cfg)
+    procs.ensure_registry(cfg)
+    procs.ensure_forwarder(cfg)
+    indexes = list(range(1, hosts + 1))
+
+    def one(index: int) -> None:
+        container, was_running = nodes.ensure_running(client, cfg, index, image)
+        _prepare_node(cfg, hosts, container, index, pubkey)
+        log(f"node{index}: {'running' if was_running else 'started'} at {cfg.node_address(index)}")
+
+    with ThreadPoolExecutor(max_workers=min(8, hosts)) as pool:
+        for future in [pool.submit(one, i) for i in indexes]:
+            future.result()
+    _write_state(cfg, hosts)
+    inventory.write_if_changed(cfg.inventory_file, inventory.render_inventory(cfg, hosts))
+    inventory.write_if_changed(cfg.ssh_config_file, inventory.render_ssh_config(cfg, hosts))
+    _wait_ssh(cfg, indexes)
+    log(f"test bed '{cfg.prefix}' up with {hosts} node(s) in {time.monotonic() - start:.1f}s; "
+        f"inventory {cfg.inventory_file}")
+    return status(cfg, client)
+
+
+def down(cfg: TestbedConfig, log: Log, purge: bool = False) -> None:
+    """Remove nodes, volumes, namespace and processes; keep registry data unless ``purge``."""
+    client = _engine()
+    for index, container in nodes.list_nodes(client, cfg).items():
+        nodes.remove_node(client, cfg, index, container)
+        log(f"node{index}: removed")
+    for index in range(1, int(_read_state(cfg).get("hosts", 0)) + 1):
+        nodes.remove_node(client, cfg, index, None)   # volumes of containers removed by hand
+    procs.stop_all(cfg)
+    net.remove_netns(cfg)
+    cfg.state_file.unlink(missing_ok=True)
+    if purge:
+        procs.purge_registry(cfg)
+        log("registry storage removed")
+    log(f"test bed '{cfg.prefix}' removed")
+
+
+def _node(cfg: TestbedConfig, client: Any, index: int) -> Any:
+    container = nodes.get_container(client, cfg, index)
+    if container is None:
+        raise TestbedError(f"node{index} is not part of test bed '{cfg.prefix}': run `stackyard testbed up`")
+    return container
+
+
+def stop_node(cfg: TestbedConfig, index: int, log: Log) -> None:
+    """Power a node off (docker stop); its bridge-side veth vanishes with its namespace."""
+    container = _node(cfg, _engine(), index)
+    container.stop(timeout=nodes.STOP_TIMEOUT)
+    net.unplumb(cfg, index)
+    log(f"node{index}: stopped")
+
+
+def start_node(cfg: TestbedConfig, index: int, log: Log) -> None:
+    """Power a node on again and re-plumb it (a restarted container has a new namespace)."""
+    client = _engine()
+    container = _node(cfg, client, index)
+    if not net.netns_exists(cfg):
+        raise TestbedError(f"test bed namespace '{cfg.netns}' is missing: run `stackyard testbed up`")
+    count = max(_known_hosts(cfg, client), index)
+    container, _ = nodes.ensure_running(client, cfg, index, container.image.id)
+    _prepare_node(cfg, count, container, index, ensure_key(cfg))
+    _wait_ssh(cfg, [index])
+    log(f"node{index}: started at {cfg.node_address(index)}")
+
+
+def status(cfg: TestbedConfig, client: Any | None = None) -> dict[str, Any]:
+    """Machine-readable state of the test bed (what exists, not what should)."""
+    client = client or _engine()
+    out_nodes = {}
+    for index, container in nodes.list_nodes(client, cfg).items():
+        running = container.status == "running"
+        plumbed = running and net.netns_exists(cfg) and net.is_plumbed(cfg, index, nodes.pid_of(container))
+        out_nodes[cfg.hostname(index)] = {
+            "container": container.name, "address": cfg.node_address(index),
+            "running": running, "plumbed": plumbed, "status": container.status,
+        }
+    registry_pid = procs.running_pid(cfg, "registry", str(cfg.registry_dir / "config.yml"))
+    forwarder_pid = procs.running_pid(cfg, "forwarder", f"--netns {cfg.netns} ")
+    return {
+        "prefix": cfg.prefix,
+        "state_dir": str(cfg.state_dir),
+        "netns": cfg.netns if net.netns_exists(cfg) else None,
+        "bridge": cfg.bridge,
+        "deploy_address": cfg.gateway,
+        "inventory": str(cfg.inventory_file) if cfg.inventory_file.exists() else None,
+        "ssh_config": str(cfg.ssh_config_file),
+        "key": str(cfg.key_file),
+        "nodes": out_nodes,
+        "registry": {"local": cfg.local_registry, "nodes": cfg.node_registry,
+                     "pid": registry_pid, "forwarder_pid": forwarder_pid,
+                     "running": bool(registry_pid and forwarder_pid)},
+    }
