@@ -1,302 +1,48 @@
-"""Make one host look like its plan, through the Docker Engine API.
+"""Steps that talk to the cloud's APIs (MariaDB, Keystone, Nova, Neutron), and
+the all-in-one applier that runs a whole plan on this machine.
 
-Rules: files are written only when content, mode or owner differ; a container
-is created or recreated only when its spec hash (spec + image ID + hashes of the
-config files it mounts) changed; a one-shot job runs only when its own spec
-hash changed since its last success (recorded on the host). Everything else is
-left running untouched, so a re-run with no change changes nothing.
+The host-local part (files, containers, jobs, waits) is in
+:mod:`stackyard.deploy.hostapply`, which Ansible also ships to remote hosts;
+the API steps here run on the deploy host, which reaches every API through
+the internal VIP.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 import time
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import docker
-import docker.errors
 
-from stackyard.deploy.model import (
-    MANAGED_LABEL, SERVICE_LABEL, SPEC_LABEL, ConfigFile, ContainerSpec, HostPlan, Step,
+from stackyard.deploy.hostapply import (  # noqa: F401 - re-exported for the CLI and tests
+    CHANGED, FAILED, UNCHANGED, ApplyReport, JobState, Printer, StepResult, TargetApplier,
+    run_healthcheck, sync_files,
 )
+from stackyard.deploy.model import API_KINDS, HostPlan, Step  # noqa: F401
 from stackyard.errors import DeployError
 
-CHANGED, UNCHANGED, FAILED = "changed", "unchanged", "failed"
-#: the engine's read-only /proc paths for unprivileged containers (moby's defaults)
-DEFAULT_READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
 
+class HostApplier(TargetApplier):
+    """Applies one HostPlan: host-local steps through ``client``, API steps directly.
 
-@dataclass
-class StepResult:
-    host: str
-    phase: str
-    kind: str
-    name: str
-    status: str
-    seconds: float = 0.0
-    detail: str = ""
+    ``client`` may be None when the plan holds API steps only (multi-host
+    deploys run those on the deploy host).
+    """
 
-
-@dataclass
-class ApplyReport:
-    results: list[StepResult] = field(default_factory=list)
-    files_changed: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-
-    @property
-    def changed(self) -> int:
-        return sum(r.status == CHANGED for r in self.results) + len(self.files_changed)
-
-    @property
-    def failed(self) -> int:
-        return sum(r.status == FAILED for r in self.results)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "changed": self.changed,
-            "unchanged": sum(r.status == UNCHANGED for r in self.results),
-            "failed": self.failed,
-            "seconds": round(self.seconds, 2),
-            "files_changed": self.files_changed,
-            "steps": [asdict(r) for r in self.results],
-        }
-
-
-Printer = Callable[[str], None]
-
-
-# ----------------------------------------------------------------------------- files
-def file_differs(f: ConfigFile) -> bool:
-    p = Path(f.path)
-    try:
-        st = p.stat()
-    except FileNotFoundError:
-        return True
-    if (st.st_mode & 0o7777) != f.mode or st.st_uid != f.uid or st.st_gid != f.gid:
-        return True
-    return p.read_text() != f.content
-
-
-def write_file(f: ConfigFile) -> None:
-    """Atomic write with the final mode and owner set before the rename."""
-    p = Path(f.path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    os.chmod(p.parent, 0o755)
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(f.content)
-        os.chown(tmp, f.uid, f.gid)
-        os.chmod(tmp, f.mode)
-        os.replace(tmp, p)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def sync_files(plan: HostPlan, dry_run: bool = False) -> list[str]:
-    changed = [f.path for f in plan.files if file_differs(f)]
-    if not dry_run:
-        for f in plan.files:
-            if f.path in changed:
-                write_file(f)
-    return changed
-
-
-def run_healthcheck(container: Any, test: list[str]) -> tuple[bool, str]:
-    """Run a container's healthcheck test now (the engine's first check waits an interval)."""
-    cmd = test[1] if test[0] == "CMD-SHELL" else test[1:]
-    try:
-        res = container.exec_run(["/bin/sh", "-c", cmd] if isinstance(cmd, str) else cmd)
-    except docker.errors.APIError as exc:  # e.g. restarting between two calls
-        return False, str(exc.explanation or exc)
-    lines = res.output.decode(errors="replace").strip().splitlines()
-    return res.exit_code == 0, lines[-1] if lines else ""
-
-
-# ----------------------------------------------------------------------------- state
-class JobState:
-    """Spec hashes of one-shot jobs that succeeded on this host."""
-
-    def __init__(self, root: str):
-        self.path = Path(root) / ".stackyard" / "jobs.json"
-        try:
-            self.data: dict[str, str] = json.loads(self.path.read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
-            self.data = {}
-
-    def done(self, name: str, spec_hash: str) -> bool:
-        return self.data.get(name) == spec_hash
-
-    def record(self, name: str, spec_hash: str) -> None:
-        self.data[name] = spec_hash
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.write_text(json.dumps(self.data, indent=2, sort_keys=True) + "\n")
-        os.chmod(self.path, 0o600)
-
-
-# ----------------------------------------------------------------------------- engine
-class HostApplier:
-    """Applies one HostPlan on the engine ``client`` points at."""
-
-    def __init__(self, client: docker.DockerClient, plan: HostPlan, passwords: dict[str, Any],
+    def __init__(self, client: docker.DockerClient | None, plan: HostPlan, passwords: dict[str, Any],
                  variables: dict[str, Any], printer: Printer, dry_run: bool = False):
-        self.client = client
-        self.plan = plan
+        super().__init__(client, plan, printer, dry_run=dry_run)
         self.passwords = passwords
         self.variables = variables
-        self.say = printer
-        self.dry_run = dry_run
-        self.report = ApplyReport()
-        self.file_hashes = plan.file_hashes()
-        self.jobs = JobState(plan.config_root)
-        self._image_ids: dict[str, str] = {}
 
-    # -- helpers ----------------------------------------------------------------
-    def image_id(self, ref: str) -> str:
-        if ref not in self._image_ids:
-            try:
-                self._image_ids[ref] = self.client.images.get(ref).id
-            except docker.errors.ImageNotFound:
-                raise DeployError(
-                    f"host {self.plan.host}: image {ref} is not present; run 'stackyard build' "
-                    f"(or pull it from docker_registry)") from None
-        return self._image_ids[ref]
-
-    def spec_hash(self, spec: ContainerSpec) -> str:
-        return spec.spec_hash(self.image_id(spec.image), self.file_hashes)
-
-    def find(self, name: str) -> Any | None:
-        try:
-            return self.client.containers.get(name)
-        except docker.errors.NotFound:
-            return None
-
-    def create(self, spec: ContainerSpec, spec_hash: str) -> Any:
-        labels = dict(spec.labels)
-        labels.update({SPEC_LABEL: spec_hash, SERVICE_LABEL: spec.service, MANAGED_LABEL: "true"})
-        restart = {"Name": spec.restart_policy} if spec.restart_policy != "no" else None
-        kwargs: dict[str, Any] = dict(
-            image=spec.image, name=spec.name, environment=spec.environment, volumes=spec.volumes,
-            network_mode=spec.network_mode, labels=labels, cap_add=spec.cap_add or None,
-            stop_signal="SIGTERM", detach=True,
-        )
-        if restart:
-            kwargs["restart_policy"] = restart
-        if spec.command:
-            kwargs["command"] = spec.command
-        if spec.user:
-            kwargs["user"] = spec.user
-        if spec.devices:
-            kwargs["devices"] = spec.devices
-        if spec.healthcheck:
-            kwargs["healthcheck"] = spec.healthcheck.to_docker()
-        if not spec.writable_proc_sys:
-            return self.client.containers.create(**kwargs)
-        # The SDK has no ReadonlyPaths: build the request ourselves and keep the
-        # engine's defaults except /proc/sys (masked paths stay masked)
-        from docker.models.containers import _create_container_args
-
-        create_kwargs = _create_container_args(dict(kwargs, version=self.client.api._version))
-        create_kwargs["host_config"]["ReadonlyPaths"] = [p for p in DEFAULT_READONLY_PATHS if p != "/proc/sys"]
-        created = self.client.api.create_container(**create_kwargs)
-        return self.client.containers.get(created["Id"])
-
-    def remove(self, container: Any, timeout: int = 30) -> None:
-        try:
-            container.stop(timeout=timeout)
-        except docker.errors.APIError:
-            pass
-        try:
-            container.remove(force=True)
-        except docker.errors.NotFound:
-            pass
-
-    # -- steps ------------------------------------------------------------------
-    def do_container(self, step: Step) -> tuple[str, str]:
-        spec = step.container
-        assert spec is not None
-        want = self.spec_hash(spec)
-        current = self.find(spec.name)
-        if current is not None and current.labels.get(SPEC_LABEL) == want:
-            if current.status == "running":
-                return UNCHANGED, "running"
-            if self.dry_run:
-                return CHANGED, "would start"
-            current.start()
-            return CHANGED, "started"
-        if self.dry_run:
-            return CHANGED, "would create" if current is None else "would recreate"
-        if current is not None:
-            self.remove(current, spec.stop_timeout)
-        self.create(spec, want).start()
-        return CHANGED, "created" if current is None else "recreated"
-
-    def do_job(self, step: Step) -> tuple[str, str]:
-        spec = step.container
-        assert spec is not None
-        want = self.spec_hash(spec)
-        if self.jobs.done(spec.name, want):
-            return UNCHANGED, "done before"
-        if self.dry_run:
-            return CHANGED, "would run"
-        old = self.find(spec.name)
-        if old is not None:
-            self.remove(old, 5)
-        container = self.create(spec, want)
-        container.start()
-        status = container.wait(timeout=step.params.get("timeout", 1800))
-        code = int(status.get("StatusCode", 1))
-        logs = container.logs(tail=20).decode(errors="replace").strip()
-        log_path = Path(self.plan.config_root) / ".stackyard" / "logs" / f"{spec.name}.log"
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        log_path.write_text(container.logs().decode(errors="replace"))
-        os.chmod(log_path, 0o600)
-        container.remove(force=True)
-        if code != 0:
-            last = logs.splitlines()[-1] if logs else "(no output)"
-            raise DeployError(f"host {self.plan.host}: job {spec.name} exited {code}: {last} (log: {log_path})")
-        self.jobs.record(spec.name, want)
-        return CHANGED, "ran"
-
-    def do_wait(self, step: Step) -> tuple[str, str]:
-        if self.dry_run:
-            return UNCHANGED, "skipped (dry run)"
-        name = step.name
-        timeout = float(step.params.get("timeout", 120))
-        deadline = time.monotonic() + timeout
-        spec = next((s.container for p in self.plan.phases for s in p.steps
-                     if s.kind == "container" and s.container and s.container.name == name), None)
-        test = spec.healthcheck.test if spec and spec.healthcheck else None
-        last = ""
-        while True:
-            c = self.find(name)
-            if c is None:
-                raise DeployError(f"host {self.plan.host}: container {name} vanished while waiting for it")
-            state = c.attrs.get("State", {})
-            if state.get("Health", {}).get("Status") == "healthy":
-                return UNCHANGED, "healthy"
-            if not state.get("Running"):
-                if state.get("Restarting") or state.get("Status") in ("created",):
-                    pass
-                else:
-                    tail = c.logs(tail=5).decode(errors="replace").strip().splitlines()
-                    raise DeployError(f"host {self.plan.host}: container {name} is {state.get('Status')} "
-                                      f"(exit {state.get('ExitCode')}): {tail[-1] if tail else 'no output'}")
-            elif test is None:
-                return UNCHANGED, "running"
-            else:
-                ok, last = run_healthcheck(c, test)
-                if ok:
-                    return UNCHANGED, "healthy"
-            if time.monotonic() > deadline:
-                raise DeployError(f"host {self.plan.host}: {name} not healthy after {timeout:.0f}s: {last}")
-            time.sleep(1)
+    def handlers(self) -> dict[str, Any]:
+        h = super().handlers()
+        h.update({
+            "database": self.do_database, "mysql_ready": self.do_mysql_ready,
+            "keystone_check": self.do_keystone_check, "keystone_register": self.do_keystone_register,
+            "hypervisor_wait": self.do_hypervisor_wait, "agents_wait": self.do_agents_wait,
+        })
+        return h
 
     def _mysql(self, **kw: Any) -> Any:
         import pymysql
@@ -508,98 +254,3 @@ class HostApplier:
                 raise DeployError(f"host {self.plan.host}: neutron agents not alive after "
                                   f"{step.params.get('timeout', 180)}s: {', '.join(sorted(missing))}")
             time.sleep(2)
-
-    def do_exec(self, step: Step) -> tuple[str, str]:
-        """Run a command in a container unless a check command already succeeds."""
-        p = step.params
-        c = self.find(p["container"])
-        if c is None:
-            if self.dry_run:
-                return CHANGED, f"would run in {p['container']}"
-            raise DeployError(f"host {self.plan.host}: container {p['container']} is missing for {step.name}")
-        if p.get("unless") and c.exec_run(p["unless"]).exit_code == 0:
-            return UNCHANGED, "in place"
-        if self.dry_run:
-            return CHANGED, "would run"
-        res = c.exec_run(p["command"])
-        if res.exit_code != 0:
-            out = res.output.decode(errors="replace").strip().splitlines()
-            raise DeployError(f"host {self.plan.host}: {step.name}: {' '.join(p['command'])} exited "
-                              f"{res.exit_code}: {out[-1] if out else ''}")
-        return CHANGED, "applied"
-
-    def do_host(self, step: Step) -> tuple[str, str]:
-        """Host preparation the containers rely on (all-in-one host only)."""
-        import subprocess
-
-        changed: list[str] = []
-        for path in step.params.get("shared_mounts", []):
-            if self.dry_run:
-                continue
-            os.makedirs(path, exist_ok=True)
-            if subprocess.run(["mountpoint", "-q", path]).returncode != 0:
-                subprocess.run(["mount", "--bind", path, path], check=True)
-                changed.append(f"{path} bind-mounted")
-            info = Path("/proc/self/mountinfo").read_text().splitlines()
-            line = next((ln for ln in reversed(info) if ln.split()[4] == path), "")
-            if "shared:" not in line:
-                subprocess.run(["mount", "--make-shared", path], check=True)
-                changed.append(f"{path} shared")
-        for pair in step.params.get("veth", []):
-            name, peer = pair["name"], pair["peer"]
-            exists = subprocess.run(["ip", "link", "show", name], capture_output=True).returncode == 0
-            if not exists:
-                if not self.dry_run:
-                    subprocess.run(["ip", "link", "add", name, "type", "veth", "peer", "name", peer], check=True)
-                changed.append(f"veth {name}/{peer} created")
-            if not self.dry_run:
-                for dev in (name, peer):
-                    subprocess.run(["ip", "link", "set", dev, "up"], check=True)
-        return (CHANGED, ", ".join(changed)) if changed else (UNCHANGED, "ready")
-
-    # -- driver -------------------------------------------------------------------
-    def run(self, only_phases: set[str] | None = None) -> ApplyReport:
-        start = time.monotonic()
-        host = self.plan.host
-        for vol in self.plan.volumes:
-            if not self.dry_run:
-                try:
-                    self.client.volumes.get(vol)
-                except docker.errors.NotFound:
-                    self.client.volumes.create(vol, labels={MANAGED_LABEL: "true"})
-        self.report.files_changed = sync_files(self.plan, self.dry_run)
-        for path in self.report.files_changed:
-            self.say(f"{host}: file {path} {'would change' if self.dry_run else 'written'}")
-        handlers = {
-            "container": self.do_container, "job": self.do_job, "wait": self.do_wait,
-            "database": self.do_database, "mysql_ready": self.do_mysql_ready,
-            "keystone_check": self.do_keystone_check,
-            "keystone_register": self.do_keystone_register, "host": self.do_host,
-            "hypervisor_wait": self.do_hypervisor_wait, "agents_wait": self.do_agents_wait,
-            "exec": self.do_exec,
-        }
-        for phase in self.plan.phases:
-            if only_phases is not None and phase.name not in only_phases:
-                continue
-            for step in phase.steps:
-                t0 = time.monotonic()
-                try:
-                    status, detail = handlers[step.kind](step)
-                except DeployError as exc:
-                    self._record(phase.name, step, FAILED, t0, str(exc))
-                    raise
-                except docker.errors.DockerException as exc:
-                    msg = f"host {host}: {phase.name}/{step.name}: engine error: {exc}"
-                    self._record(phase.name, step, FAILED, t0, msg)
-                    raise DeployError(msg) from None
-                self._record(phase.name, step, status, t0, detail)
-        self.report.seconds = time.monotonic() - start
-        return self.report
-
-    def _record(self, phase: str, step: Step, status: str, t0: float, detail: str) -> None:
-        r = StepResult(self.plan.host, phase, step.kind, step.name, status,
-                       round(time.monotonic() - t0, 2), detail)
-        self.report.results.append(r)
-        mark = {"changed": "[yellow]changed[/yellow]", "unchanged": "[green]ok[/green]",
-                "failed": "[bold red]failed[/bold red]"}[status]
-        self.say(f"{r.host}: {phase:<10} {step.kind:<14} {step.name:<26} {mark} {detail} ({r.seconds:.1f}s)")

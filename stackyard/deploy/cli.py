@@ -54,16 +54,19 @@ def _load(args: argparse.Namespace) -> Any:
 
     inv = [Path(p) for p in args.inventory] if args.inventory else None
     dep = plan_mod.load(Path(args.configdir), inv, _extra_vars(args.extra_vars))
+    if dep.remote_hosts:
+        from stackyard.deploy import multihost
+
+        multihost.resolve_addresses(dep, inv or [])
     plan_mod.make_plans(dep)
     say = _console().print
     for w in dep.warnings:
         say(f"[yellow]warning:[/yellow] {w}")
-    for host, hv in dep.inventory.hosts.items():
-        if host in dep.plans and hv.get("ansible_connection", "local") != "local" and host != "localhost":
-            raise DeployError(
-                f"inventory host '{host}' is remote: multi-host deploys through Ansible are not "
-                f"available yet; use the all-in-one inventory")
     return dep
+
+
+def _inventories(args: argparse.Namespace) -> list[Path]:
+    return [Path(p) for p in args.inventory]
 
 
 def _client() -> Any:
@@ -79,10 +82,37 @@ def _selected_phases(args: argparse.Namespace) -> set[str] | None:
     return {t.strip() for item in tags for t in item.split(",") if t.strip()}
 
 
+def _apply_multihost(args: argparse.Namespace, dep: Any, dry_run: bool) -> int:
+    from stackyard.deploy import multihost
+
+    console = _console()
+    start = time.monotonic()
+    summary = multihost.run(dep, _inventories(args), only_phases=_selected_phases(args),
+                            limit=getattr(args, "limit", None), check=dry_run)
+    summary["seconds"] = round(time.monotonic() - start, 2)
+    summary["dry_run"] = dry_run
+    if args.format == "json":
+        print(json.dumps(summary, indent=2, sort_keys=True))
+    else:
+        for host, h in sorted(summary["hosts"].items()):
+            for change in h["changes"]:
+                console.print(f"{host}: {change}")
+        verb = "would change" if dry_run else "changed"
+        tasks = ", ".join(f"{h} {v['tasks']}" for h, v in sorted(summary["hosts"].items()))
+        console.print(f"summary: {summary['changed']} {verb}, {summary['failed']} failed on "
+                      f"{len(summary['hosts'])} hosts in {summary['seconds']:.1f}s "
+                      f"({summary['waves']} waves; tasks per host: {tasks})")
+    if summary["error"]:
+        raise DeployError(summary["error"])
+    return 0
+
+
 def _apply(args: argparse.Namespace, dry_run: bool) -> int:
     from stackyard.deploy.apply import HostApplier
 
     dep = _load(args)
+    if dep.remote_hosts:
+        return _apply_multihost(args, dep, dry_run or getattr(args, "check", False))
     client = _client()
     console = _console()
     reports = {}
@@ -192,6 +222,20 @@ def write_client_files(dep: Any) -> tuple[Path, Path]:
     return openrc, clouds_path
 
 
+def cmd_mariadb_recovery(args: argparse.Namespace) -> int:
+    from stackyard.deploy import multihost
+
+    dep = _load(args)
+    console = _console()
+    start = time.monotonic()
+    result = multihost.recover_galera(dep, _inventories(args), console.print)
+    console.print(f"mariadb-recovery: cluster restarted from {result['bootstrap_host']} "
+                  f"in {time.monotonic() - start:.1f}s")
+    if args.format == "json":
+        print(json.dumps(result, indent=2, sort_keys=True, default=str))
+    return 0
+
+
 def cmd_post_deploy(args: argparse.Namespace) -> int:
     dep = _load(args)
     openrc, clouds = write_client_files(dep)
@@ -239,8 +283,22 @@ def cmd_prechecks(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def _multihost_op(args: argparse.Namespace, dep: Any, op: str, op_args: dict[str, Any] | None = None) -> int:
+    from stackyard.deploy import multihost
+
+    result = multihost.run_op(dep, _inventories(args), op, args=op_args, limit=getattr(args, "limit", None))
+    for t in result.tasks:
+        for line in (t.get("result") or {}).get("lines", []):
+            print(f"{t['host']}: {line}")
+    if result.rc != 0:
+        raise DeployError(result.first_error() or f"{op} failed on {', '.join(result.failed_hosts)}")
+    return 0
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     dep = _load(args)
+    if dep.remote_hosts:
+        return _multihost_op(args, dep, "check")
     client = _client()
     bad = 0
     for plan in dep.plans.values():
@@ -270,6 +328,10 @@ def _managed(client: Any) -> list[Any]:
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
+    if args.inventory:
+        dep = _load(args)
+        if dep.remote_hosts:
+            return _multihost_op(args, dep, "stop")
     client = _client()
     for c in _managed(client):
         if c.status == "running":
@@ -320,6 +382,14 @@ def cmd_destroy(args: argparse.Namespace) -> int:
     if not args.yes_i_really_really_mean_it:
         raise StackyardError("destroy removes every stackyard container and rendered config: "
                              "add --yes-i-really-really-mean-it")
+    if args.inventory:
+        dep = _load(args)
+        if dep.remote_hosts:
+            _multihost_op(args, dep, "destroy", {"volumes": bool(args.include_volumes)})
+            state = dep.configdir / ".stackyard"
+            if state.is_dir() and not getattr(args, "limit", None):
+                shutil.rmtree(state)
+            return 0
     client = _client()
     for c in _managed(client):
         c.remove(force=True)
@@ -427,6 +497,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("-e", "--extra-vars", dest="extra_vars", action="append", default=[],
                    help="key=value or @file.yml, overrides globals.yml")
     p.add_argument("--format", choices=["text", "json"], default="text")
+    p.add_argument("--limit", help="only these inventory hosts or groups (Ansible pattern; multi-host)")
 
 
 def register(sub: Any) -> None:
@@ -448,7 +519,8 @@ def register(sub: Any) -> None:
     ):
         p = sub.add_parser(name, help=helptext)
         _common(p)
-        p.add_argument("--dry-run", action="store_true", help="print what would change, change nothing")
+        p.add_argument("--dry-run", "--check", dest="dry_run", action="store_true",
+                       help="print what would change, change nothing")
         p.add_argument("--tags", action="append", default=[], help="only these services (comma list)")
         p.set_defaults(func=func)
 
@@ -459,6 +531,8 @@ def register(sub: Any) -> None:
         ("prechecks", cmd_prechecks, "engine reachable, ports free, images present, passwords complete"),
         ("check", cmd_check, "every enabled container running and healthy"),
         ("stop", cmd_stop, "stop every stackyard container"),
+        ("mariadb-recovery", cmd_mariadb_recovery,
+         "restart a fully stopped Galera cluster from the member with the highest seqno"),
     ):
         p = sub.add_parser(name, help=helptext)
         _common(p)

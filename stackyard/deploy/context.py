@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from stackyard.deploy import merge
 from stackyard.deploy.model import ConfigFile, ContainerSpec, Healthcheck
@@ -31,6 +31,21 @@ class PlanContext:
     config_root: Path
     files: list[ConfigFile] = field(default_factory=list)
     used_overrides: set[Path] = field(default_factory=set)
+    #: inventory group -> the api addresses / names of its hosts (cluster peers,
+    #: load-balancer backends); the default is this host alone (all-in-one)
+    group_addresses: Callable[[str], list[str]] | None = None
+    group_hosts: Callable[[str], list[str]] | None = None
+
+    # -- cluster -------------------------------------------------------------
+    def addresses(self, group: str) -> list[str]:
+        if self.group_addresses is None:
+            return [self.variables["api_interface_address"]]
+        return self.group_addresses(group) or [self.variables["api_interface_address"]]
+
+    def hosts(self, group: str) -> list[str]:
+        if self.group_hosts is None:
+            return [self.host]
+        return self.group_hosts(group) or [self.host]
 
     # -- images --------------------------------------------------------------
     def image(self, name: str) -> str:

@@ -17,6 +17,9 @@ from typing import Any
 SPEC_LABEL = "org.stackyard.spec-hash"
 SERVICE_LABEL = "org.stackyard.service"
 MANAGED_LABEL = "org.stackyard.managed"
+#: step kinds that talk to the cloud's APIs; they run on the deploy host
+API_KINDS = ("database", "mysql_ready", "keystone_check", "keystone_register", "hypervisor_wait",
+             "agents_wait")
 
 
 def sha256_text(text: str) -> str:
@@ -121,6 +124,24 @@ class Step:
     name: str
     container: ContainerSpec | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    #: where the step runs when a service spans several hosts: ``host`` on every
+    #: host of the service, ``once`` on the service's first host only (bootstrap
+    #: jobs), ``deploy`` on the deploy host (API calls: databases, Keystone);
+    #: empty means the default for its kind (see :attr:`where`)
+    scope: str = ""
+
+    @property
+    def where(self) -> str:
+        if self.scope:
+            return self.scope
+        if self.kind in API_KINDS:
+            return "deploy"
+        return "once" if self.kind == "job" else "host"
+
+    @property
+    def key(self) -> str:
+        """Identifies the step inside its phase on every host (kind:name is unique)."""
+        return f"{self.kind}:{self.name}"
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -133,6 +154,9 @@ class Step:
 class Phase:
     name: str
     steps: list[Step] = field(default_factory=list)
+    #: across hosts, converge one host at a time (clustered services: Galera,
+    #: RabbitMQ), so a changed config restarts the cluster member by member
+    serial: bool = False
 
 
 @dataclass
@@ -156,5 +180,35 @@ class HostPlan:
             "config_root": self.config_root,
             "files": [f.to_dict() for f in self.files],
             "volumes": list(self.volumes),
-            "phases": [{"name": p.name, "steps": [s.to_dict() for s in p.steps]} for p in self.phases],
+            "phases": [{"name": p.name, "serial": p.serial, "steps": [s.to_dict() for s in p.steps]}
+                       for p in self.phases],
         }
+
+    def to_wire(self) -> dict[str, Any]:
+        """The full plan, secrets included, for shipping to the host that applies it."""
+        return {
+            "host": self.host,
+            "config_root": self.config_root,
+            "files": [asdict(f) for f in self.files],
+            "volumes": list(self.volumes),
+            "phases": [{"name": p.name, "serial": p.serial, "steps": [asdict(s) for s in p.steps]}
+                       for p in self.phases],
+        }
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> "HostPlan":
+        """Inverse of :meth:`to_wire` (runs on the target host, stdlib only)."""
+        phases = []
+        for p in data.get("phases", []):
+            steps = []
+            for s in p["steps"]:
+                spec = s.get("container")
+                if spec is not None:
+                    hc = spec.get("healthcheck")
+                    spec = ContainerSpec(**dict(spec, healthcheck=Healthcheck(**hc) if hc else None))
+                steps.append(Step(kind=s["kind"], name=s["name"], container=spec,
+                                  params=s.get("params", {}), scope=s.get("scope", "")))
+            phases.append(Phase(p["name"], steps, p.get("serial", False)))
+        return cls(host=data["host"], config_root=data["config_root"],
+                   files=[ConfigFile(**f) for f in data.get("files", [])],
+                   volumes=list(data.get("volumes", [])), phases=phases)

@@ -18,11 +18,12 @@ from stackyard.deploy.inventory import Inventory, load_inventory
 from stackyard.deploy.model import HostPlan, Phase
 from stackyard.deploy.passwords import load_passwords
 from stackyard.deploy.services import (
-    cron, glance, horizon, keystone, mariadb, memcached, neutron, nova, openvswitch, placement, rabbitmq,
+    cron, glance, horizon, keystone, loadbalancer, mariadb, memcached, neutron, nova, openvswitch, placement, rabbitmq,
 )
 
 #: service -> (inventory group it is placed by, plan function); deploy order
 SERVICE_PLANNERS: dict[str, tuple[str, Callable[[PlanContext], Phase]]] = {
+    "loadbalancer": ("loadbalancer", loadbalancer.plan),
     "mariadb": ("mariadb", mariadb.plan),
     "memcached": ("memcached", memcached.plan),
     "rabbitmq": ("rabbitmq", rabbitmq.plan),
@@ -52,16 +53,32 @@ class Deployment:
     def enabled(self) -> list[str]:
         return [s for s in config_mod.enabled_services(self.variables) if s in SERVICE_PLANNERS]
 
+    @property
+    def remote_hosts(self) -> list[str]:
+        """Inventory hosts reached over SSH (not this machine): a multi-host deploy."""
+        return [h for h, hv in self.inventory.hosts.items() if is_remote(h, hv)]
+
+    def host_address(self, host: str) -> str:
+        """The address ``host``'s services bind to (api_interface_address)."""
+        return str(self.inventory.hosts.get(host, {}).get("api_interface_address")
+                   or self.variables["api_interface_address"])
+
+
+def is_remote(host: str, hostvars: dict[str, Any]) -> bool:
+    return hostvars.get("ansible_connection", "ssh") != "local" and host not in ("localhost", "127.0.0.1")
+
 
 def load(configdir: Path, inventory_paths: list[Path] | None = None,
          extra_vars: dict[str, Any] | None = None) -> Deployment:
     variables, warnings = config_mod.load_globals(configdir, extra_vars)
-    if not variables.get("node_config_directory") or variables["node_config_directory"] == "/etc/kolla":
-        # a config dir other than /etc/kolla keeps its rendered files beside it (tests, labs)
-        variables["node_config_directory"] = str(configdir)
     passwords = load_passwords(configdir / "passwords.yml", config_mod.enabled_services(variables))
     inventory = load_inventory(inventory_paths)
-    return Deployment(configdir, variables, passwords, inventory, warnings)
+    dep = Deployment(configdir, variables, passwords, inventory, warnings)
+    if variables.get("node_config_directory", "/etc/kolla") in ("", "/etc/kolla") and not dep.remote_hosts:
+        # on this machine, a config dir other than /etc/kolla keeps its rendered
+        # files beside it (tests, labs); remote hosts use /etc/kolla like kolla-ansible
+        variables["node_config_directory"] = str(configdir)
+    return dep
 
 
 def hosts_for(inventory: Inventory, group: str) -> list[str]:
@@ -84,8 +101,11 @@ def make_plans(dep: Deployment) -> dict[str, HostPlan]:
             plan = plans.get(host)
             if plan is None:
                 plan = plans[host] = HostPlan(host=host, config_root=str(root))
+            hvars["api_interface_address"] = dep.host_address(host)
             ctx = PlanContext(host=host, variables=hvars, passwords=dep.passwords,
-                              configdir=dep.configdir, config_root=root, files=plan.files)
+                              configdir=dep.configdir, config_root=root, files=plan.files,
+                              group_addresses=lambda g: [dep.host_address(h) for h in hosts_for(dep.inventory, g)],
+                              group_hosts=lambda g: hosts_for(dep.inventory, g))
             phase = planner(ctx)
             plan.files = ctx.files
             used |= ctx.used_overrides

@@ -89,6 +89,12 @@ OPTIONS: dict[str, Option] = _opts(
     Option("api_interface_address", str, "{{ kolla_internal_vip_address }}",
            "Address services bind to on each host (all-in-one: the internal VIP, 127.0.0.1)."),
     Option("mariadb_max_connections", int, 1000, "MariaDB max_connections."),
+    Option("mariadb_cluster_name", str, "openstack", "Galera cluster name (multi-host MariaDB)."),
+    Option("mariadb_sst_method", str, "mariabackup",
+           "Galera state transfer method for a joining node.", choices=("mariabackup", "rsync")),
+    Option("mariadb_wsrep_port", int, 4567, "Galera replication port."),
+    Option("mariadb_ist_port", int, 4568, "Galera incremental state transfer port."),
+    Option("mariadb_sst_port", int, 4444, "Galera state snapshot transfer port."),
     Option("keystone_api_workers", int, 2, "uWSGI processes of the Keystone API."),
     Option("memcached_max_memory", int, 128, "Memcached memory limit in MB."),
     Option("network_interface", str, "eth0",
@@ -98,6 +104,14 @@ OPTIONS: dict[str, Option] = _opts(
     Option("neutron_external_interface", str, "",
            "Interface handed to Neutron for provider/external networks (no address on it)."),
     # --- services -----------------------------------------------------------
+    Option("enable_loadbalancer", bool, False,
+           "Deploy HAProxy + keepalived holding kolla_internal_vip_address (multi-host; "
+           "the all-in-one binds services on the VIP itself)."),
+    Option("enable_haproxy", bool, "{{ enable_loadbalancer }}", "Deploy HAProxy (follows enable_loadbalancer)."),
+    Option("enable_keepalived", bool, "{{ enable_loadbalancer }}",
+           "Deploy keepalived (follows enable_loadbalancer)."),
+    Option("keepalived_virtual_router_id", int, 51, "VRRP router id of the internal VIP (1-255)."),
+    Option("haproxy_monitor_port", int, 31313, "HAProxy health URI port on each host's API address."),
     Option("enable_mariadb", bool, True, "Deploy MariaDB (the SQL database)."),
     Option("enable_memcached", bool, True, "Deploy memcached (token and session cache)."),
     Option("enable_rabbitmq", bool, True, "Deploy RabbitMQ (the RPC message bus)."),
@@ -151,6 +165,7 @@ OPTIONS: dict[str, Option] = _opts(
 #: Deployable services and the services each one needs running first.
 #: The key ``<name>`` is switched by ``enable_<name>``. Order is deploy order.
 SERVICES: dict[str, tuple[str, ...]] = {
+    "loadbalancer": (),
     "cron": (),
     "mariadb": (),
     "memcached": (),

@@ -20,12 +20,15 @@ def db_url(ctx: PlanContext, user: str, password_key: str, database: str) -> str
 
 
 def transport_url(ctx: PlanContext, vhost: str) -> str:
-    """The service's own RabbitMQ user and vhost (see services/rabbitmq.py)."""
+    """The service's own RabbitMQ user and vhost (see services/rabbitmq.py), on
+    every RabbitMQ node: oslo.messaging fails over between them (no VIP)."""
     v = ctx.variables
     if not v.get("enable_rabbitmq"):
         return ""
-    return (f"rabbit://{vhost}:{quote(ctx.passwords['rabbitmq_password'], safe='')}"
-            f"@{internal_host(ctx)}:{v['rabbitmq_port']}/{vhost}")
+    secret = quote(ctx.passwords["rabbitmq_password"], safe="")
+    hosts = ctx.addresses("rabbitmq") if len(ctx.hosts("rabbitmq")) > 1 else [internal_host(ctx)]
+    nodes = ",".join(f"{vhost}:{secret}@{h}:{v['rabbitmq_port']}" for h in hosts)
+    return f"rabbit://{nodes}/{vhost}"
 
 
 def auth_url(ctx: PlanContext) -> str:
@@ -34,8 +37,9 @@ def auth_url(ctx: PlanContext) -> str:
 
 
 def memcache_servers(ctx: PlanContext) -> str:
+    """Every memcached node (the client shards keys over them)."""
     v = ctx.variables
-    return f"{v['api_interface_address']}:{v['memcached_port']}"
+    return ",".join(f"{a}:{v['memcached_port']}" for a in ctx.addresses("memcached"))
 
 
 def keystone_authtoken(ctx: PlanContext, user: str, password_key: str, section: str = "keystone_authtoken") -> str:

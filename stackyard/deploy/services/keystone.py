@@ -4,6 +4,10 @@ role, region and identity endpoints)."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+
 from stackyard.deploy.context import PlanContext, cfile
 from stackyard.deploy.model import Phase, Step
 from stackyard.deploy.services import common
@@ -40,6 +44,30 @@ memcache_servers = {memcache}
 driver = {notify_driver}
 """
 
+def derived_key(secret: str, purpose: str) -> str:
+    """A Fernet key (32 bytes, urlsafe base64) derived from a passwords.yml secret.
+
+    Every Keystone node must hold the same fernet and credential keys, or a
+    token issued by one is refused by the next behind the VIP. Deriving them
+    from one secret puts them in the rendered config, the same on every host,
+    with nothing to copy between hosts.
+    """
+    digest = hmac.new(secret.encode(), purpose.encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).decode()
+
+
+def key_files(ctx: PlanContext, svc: str) -> list[dict]:
+    """fernet-keys/0 (staged) and 1 (primary), credential-keys/0 and 1."""
+    secret = ctx.passwords["keystone_fernet_secret"]
+    entries = []
+    for repo in ("fernet", "credential"):
+        for index in (0, 1):
+            name = f"{repo}-key-{index}"
+            ctx.add_file(svc, name, derived_key(secret, f"{repo}-{index}") + "\n", owner="keystone", secret=True)
+            entries.append(cfile(name, f"/etc/keystone/{repo}-keys/{index}", "keystone", "0600"))
+    return entries
+
+
 def plan(ctx: PlanContext) -> Phase:
     v, pw = ctx.variables, ctx.passwords
     svc = "keystone"
@@ -58,7 +86,7 @@ def plan(ctx: PlanContext) -> Phase:
     ctx.add_config_json(svc, "uwsgi --ini /etc/keystone/keystone-uwsgi.ini", [
         cfile("keystone.conf", "/etc/keystone/keystone.conf", "keystone", "0600"),
         cfile("keystone-uwsgi.ini", "/etc/keystone/keystone-uwsgi.ini", "keystone", "0600"),
-    ], permissions=[
+    ] + key_files(ctx, svc), permissions=[
         {"path": "/etc/keystone/fernet-keys", "owner": "keystone:keystone", "perm": "0700", "recurse": False},
         {"path": "/etc/keystone/credential-keys", "owner": "keystone:keystone", "perm": "0700", "recurse": False},
     ])

@@ -63,9 +63,19 @@ def plan(ctx: PlanContext) -> Phase:
         "vm_memory_high_watermark.relative = 0.2\n"
         "disk_free_limit.absolute = 100MB\n"
     )
+    nodes = ctx.hosts("rabbitmq")
+    clustered = len(nodes) > 1
+    if clustered:
+        # every node lists every node; a booting node joins whichever is up.
+        # The phase is serial, so the first node forms the cluster alone.
+        conf += ("cluster_formation.peer_discovery_backend = classic_config\n"
+                 + "".join(f"cluster_formation.classic_config.nodes.{i} = rabbit@{n}\n"
+                           for i, n in enumerate(nodes, 1))
+                 + "cluster_partition_handling = pause_minority\n")
+    nodename = ctx.host if clustered else v.get("rabbitmq_nodename_host", "localhost")
     ip_tuple = ",".join(addr.split(".")) if addr.count(".") == 3 else "0,0,0,0"
     env_conf = (
-        f"NODENAME=rabbit@{v.get('rabbitmq_nodename_host', 'localhost')}\n"
+        f"NODENAME=rabbit@{nodename}\n"
         f"DIST_PORT={v['rabbitmq_cluster_port']}\n"
         f'SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {{{ip_tuple}}}"\n'
         "USE_LONGNAME=false\n"
@@ -88,4 +98,5 @@ def plan(ctx: PlanContext) -> Phase:
                      "RABBITMQ_CONFIG_FILE": "/etc/rabbitmq/rabbitmq.conf"},
         healthcheck=["healthcheck_listen", "beam.smp", str(v["rabbitmq_port"])], stop_timeout=60,
     )
-    return Phase(svc, [Step("container", "rabbitmq", c), Step("wait", "rabbitmq", params={"timeout": 180})])
+    return Phase(svc, [Step("container", "rabbitmq", c), Step("wait", "rabbitmq", params={"timeout": 180})],
+                 serial=clustered)

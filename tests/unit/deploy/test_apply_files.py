@@ -7,7 +7,7 @@ import os
 import stat
 from pathlib import Path
 
-from stackyard.deploy.apply import JobState, file_differs, sync_files
+from stackyard.deploy.hostapply import JobState, file_differs, sync_files
 from stackyard.deploy.model import ConfigFile, HostPlan
 
 UID = 42425

@@ -327,7 +327,7 @@ def test_to_bool_filter_matches_ansible():
 
 
 def test_unrelated_kolla_key_gets_no_misleading_suggestion(tmp_path):
-    write_globals(tmp_path, "enable_haproxy: no\n")
+    write_globals(tmp_path, "enable_prometheus: no\n")
     _, warnings = load_globals(tmp_path)
-    assert "unknown key 'enable_haproxy'" in warnings[0]
+    assert "unknown key 'enable_prometheus'" in warnings[0]
     assert "did you mean" not in warnings[0]

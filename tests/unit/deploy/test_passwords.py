@@ -40,7 +40,7 @@ def test_password_keys_use_kolla_names():
 
 
 def test_required_passwords_per_service():
-    assert required_passwords(["keystone"]) == {"keystone_admin_password",
+    assert required_passwords(["keystone"]) == {"keystone_admin_password", "keystone_fernet_secret",
                                                 "keystone_database_password"}
     assert required_passwords(["cron"]) == set()
     assert required_passwords([]) == set()

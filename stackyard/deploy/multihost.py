@@ -1,0 +1,340 @@
+"""Multi-host deploys: every host's plan, shipped and applied through Ansible.
+
+stackyard renders every host's plan on the deploy host (pure, as for the
+all-in-one), cuts the phases into *waves* and writes a playbook with one play
+per wave and one task per play: a host runs a handful of tasks per deploy, not
+one per file or container. The waves keep the all-in-one's ordering across
+hosts:
+
+* host-local steps of consecutive phases share one wave (one module call per
+  host), unless a phase is ``serial`` (clustered services restart member by
+  member) or the steps must run ``once`` on the service's first host
+  (bootstrap jobs), which get waves of their own;
+* ``deploy`` steps (databases, Keystone registrations) run on the deploy host,
+  which reaches every API through the internal VIP.
+
+Everything here but :func:`run` and :func:`resolve_addresses` is pure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from itertools import groupby
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from stackyard.deploy.model import HostPlan, Phase
+from stackyard.errors import DeployError
+
+STATE_DIR = ".stackyard"
+
+
+@dataclass
+class Wave:
+    """One play: the same module call on ``hosts`` (one at a time when serial)."""
+
+    name: str
+    kind: str  # "target": stackyard_host on each host; "api": stackyard_api on the deploy host
+    hosts: list[str]
+    #: host -> phase -> step keys to run there (api waves: the phase's first host's plan)
+    select: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    serial: bool = False
+    prepare: bool = False
+    mergeable: bool = True
+    #: a ``once`` wave may take in the next plain wave of another phase: that
+    #: wave's steps do not wait for these (the same phase's later steps do)
+    absorbs_next: bool = False
+
+    @property
+    def phases(self) -> set[str]:
+        return {ph for sel in self.select.values() for ph in sel}
+
+
+def _phase(plan: HostPlan, name: str) -> Phase | None:
+    return next((p for p in plan.phases if p.name == name), None)
+
+
+def phase_order(plans: dict[str, HostPlan]) -> list[str]:
+    """Phase names in deploy order (every host's phases follow the service order)."""
+    order: list[str] = []
+    for plan in plans.values():
+        for p in plan.phases:
+            if p.name not in order:
+                order.append(p.name)
+    return order
+
+
+def compute_waves(plans: dict[str, HostPlan], only_phases: set[str] | None = None) -> list[Wave]:
+    """Cut the plans into waves, in order, then merge neighbours that may run together."""
+    hosts_all = list(plans)
+    waves = [Wave("prepare", "target", hosts_all, {h: {} for h in hosts_all}, prepare=True)]
+    for name in phase_order(plans):
+        if only_phases is not None and name not in only_phases:
+            continue
+        hosts = [h for h in hosts_all if _phase(plans[h], name)]
+        first = hosts[0]
+        lead = _phase(plans[first], name)
+        assert lead is not None
+        for where, group in groupby(lead.steps, key=lambda s: s.where):
+            keys = [s.key for s in group]
+            label = f"{name}: {', '.join(k.split(':', 1)[1] if k.startswith(('job:', 'container:')) else k for k in keys)}"
+            if where == "deploy":
+                waves.append(Wave(label, "api", hosts, {first: {name: keys}}, mergeable=False))
+            elif where == "once":
+                waves.append(Wave(label, "target", [first], {first: {name: keys}}, mergeable=False,
+                                  absorbs_next=True))
+            else:
+                select = {}
+                for h in hosts:
+                    phase = _phase(plans[h], name)
+                    mine = [k for k in keys if phase and any(s.key == k for s in phase.steps)]
+                    if mine:
+                        select[h] = {name: mine}
+                waves.append(Wave(label, "target", [h for h in hosts if h in select], select,
+                                  serial=lead.serial, mergeable=not lead.serial))
+    merged: list[Wave] = []
+    for w in waves:
+        last = merged[-1] if merged else None
+        joinable = last is not None and last.kind == w.kind == "target" and w.mergeable and (
+            last.mergeable or (last.absorbs_next and not (last.phases & w.phases)))
+        if joinable:
+            assert last is not None
+            last.absorbs_next = False
+            last.name = f"{last.name}; {w.name}"
+            last.hosts = [h for h in hosts_all if h in last.hosts or h in w.hosts]
+            for h, sel in w.select.items():
+                dest = last.select.setdefault(h, {})
+                for phase, keys in sel.items():
+                    dest.setdefault(phase, []).extend(keys)
+        else:
+            merged.append(w)
+    return merged
+
+
+def render_playbook(waves: list[Wave], plan_dir: Path, config_root: str, pull: str = "missing") -> str:
+    """The playbook: one play per wave, one task per play."""
+    plays = []
+    for i, w in enumerate(waves, 1):
+        play: dict[str, Any] = {
+            "name": f"{i}/{len(waves)} {w.name}",
+            "hosts": w.hosts,
+            "gather_facts": False,
+            "any_errors_fatal": True,
+        }
+        if w.serial:
+            play["serial"] = 1
+        if w.kind == "target":
+            args: dict[str, Any] = {"op": "steps", "config_root": config_root,
+                                    "select": "{{ stackyard_select[inventory_hostname] | default({}) }}"}
+            if w.prepare:
+                args.update({"prepare": True, "pull": pull,
+                             "plan": "{{ lookup('ansible.builtin.file', stackyard_plan_dir ~ '/' ~ "
+                                     "inventory_hostname ~ '.json') | from_json }}"})
+            task = {"name": w.name, "stackyard_host": args,
+                    "vars": {"stackyard_select": w.select, "stackyard_plan_dir": str(plan_dir)}}
+        else:
+            (first, select), = w.select.items()
+            task = {
+                "name": w.name,
+                "stackyard_api": {"plan_file": str(plan_dir / f"{first}.json"),
+                                  "state_file": str(plan_dir / "deploy.json"), "select": select},
+                "delegate_to": "localhost",
+                "run_once": True,
+                "vars": {"ansible_connection": "local",
+                         "ansible_python_interpreter": "{{ ansible_playbook_python }}"},
+            }
+        play["tasks"] = [task]
+        plays.append(play)
+    return yaml.safe_dump(plays, sort_keys=False, width=1000)
+
+
+def write_private(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.chmod(path.parent, 0o700)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.touch(mode=0o600)
+    os.chmod(tmp, 0o600)
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_plan_files(dep: Any, plan_dir: Path) -> None:
+    """Per-host plans (secrets included, mode 0600) and the deploy host's state."""
+    for host, plan in dep.plans.items():
+        write_private(plan_dir / f"{host}.json", json.dumps(plan.to_wire(), sort_keys=True))
+    state = {"variables": dep.variables, "passwords": dep.passwords}
+    write_private(plan_dir / "deploy.json", json.dumps(state, sort_keys=True, default=str))
+
+
+# ----------------------------------------------------------------------------- running
+def run(dep: Any, inventories: list[Path], *, only_phases: set[str] | None = None, limit: str | None = None,
+        check: bool = False, pull: str = "missing", quiet: bool = False) -> dict[str, Any]:
+    """Write plans and playbook, run it, and summarise what changed per host."""
+    from stackyard.ansible.runner import run_playbook
+
+    plan_dir = dep.configdir / STATE_DIR / "hosts"
+    write_plan_files(dep, plan_dir)
+    waves = compute_waves(dep.plans, only_phases)
+    root = dep.variables["node_config_directory"]
+    playbook = dep.configdir / STATE_DIR / "deploy.yml"
+    write_private(playbook, render_playbook(waves, plan_dir, root, pull))
+    result = run_playbook(playbook, inventories, limit=limit, check=check, forks=max(5, len(dep.plans) + 1),
+                          quiet=quiet)
+    return summarise(result, waves)
+
+
+def summarise(result: Any, waves: list[Wave]) -> dict[str, Any]:
+    hosts: dict[str, dict[str, Any]] = {}
+    for t in result.tasks:
+        if t.get("skipped"):
+            continue
+        h = hosts.setdefault(t["host"], {"tasks": 0, "changed": 0, "failed": 0, "changes": []})
+        h["tasks"] += 1
+        res = t.get("result") or {}
+        report = res.get("report") or {}
+        n_changed = int(report.get("changed", 1 if t.get("changed") else 0))
+        h["changed"] += n_changed
+        h["failed"] += int(bool(t.get("failed") or t.get("unreachable")))
+        for step in report.get("steps", []):
+            if step.get("status") == "changed":
+                h["changes"].append(f"{step['phase']}/{step['kind']}:{step['name']} {step.get('detail', '')}".strip())
+        for path in report.get("files_changed", []):
+            h["changes"].append(f"file {path}")
+    error = result.first_error() if result.rc != 0 else ""
+    if result.rc != 0 and not error:
+        error = f"ansible-playbook failed (rc {result.rc})"
+    return {
+        "hosts": hosts,
+        "changed": sum(h["changed"] for h in hosts.values()),
+        "failed": sum(h["failed"] for h in hosts.values()),
+        "waves": len(waves),
+        "error": error,
+        "rc": result.rc,
+    }
+
+
+def resolve_addresses(dep: Any, inventories: list[Path]) -> None:
+    """Give every remote host its api_interface_address (inventory, cache, or facts).
+
+    kolla-ansible reads the address of ``api_interface`` from Ansible's facts
+    on every run; we gather them once and cache them beside the config
+    (``.stackyard/addresses.json``) so a no-op deploy does not pay for it.
+    """
+    cache_path = dep.configdir / STATE_DIR / "addresses.json"
+    try:
+        cache: dict[str, dict[str, str]] = json.loads(cache_path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        cache = {}
+    missing: dict[str, str] = {}
+    for host in dep.remote_hosts:
+        hv = dep.inventory.hosts[host]
+        if hv.get("api_interface_address"):
+            continue
+        iface = str(hv.get("api_interface") or hv.get("network_interface") or dep.variables["api_interface"])
+        addr = cache.get(host, {}).get(iface)
+        if addr:
+            hv["api_interface_address"] = addr
+        else:
+            missing[host] = iface
+    if not missing:
+        return
+    from stackyard.ansible.runner import PLAYBOOKS, run_playbook
+
+    result = run_playbook(PLAYBOOKS / "gather-addresses.yml", inventories, limit=",".join(sorted(missing)),
+                          quiet=True)
+    for t in result.tasks:
+        facts = (t.get("result") or {}).get("ansible_facts") or {}
+        host = t["host"]
+        if host not in missing:
+            continue
+        iface = missing[host]
+        info = facts.get(f"ansible_{iface.replace('-', '_')}") or {}
+        addr = (info.get("ipv4") or {}).get("address")
+        if not addr:
+            raise DeployError(f"host {host}: interface {iface} (api_interface) has no IPv4 address "
+                              f"(or the host is unreachable: {result.first_error() or 'no facts'})")
+        cache.setdefault(host, {})[iface] = addr
+        dep.inventory.hosts[host]["api_interface_address"] = addr
+    unresolved = sorted(h for h in missing if not dep.inventory.hosts[h].get("api_interface_address"))
+    if unresolved:
+        raise DeployError(f"cannot read the api_interface address of {', '.join(unresolved)}: "
+                          f"{result.first_error() or 'no facts returned'}")
+    write_private(cache_path, json.dumps(cache, indent=2, sort_keys=True) + "\n")
+
+
+
+def render_op_playbook(hosts: list[str], op: str, config_root: str, args: dict[str, Any] | None = None,
+                       serial: bool = False, name: str = "") -> str:
+    """A one-play playbook running one stackyard_host operation on ``hosts``."""
+    play: dict[str, Any] = {"name": name or op, "hosts": hosts, "gather_facts": False}
+    if serial:
+        play["serial"] = 1
+    task_args = {"op": op, "config_root": config_root}
+    task_args.update(args or {})
+    play["tasks"] = [{"name": name or op, "stackyard_host": task_args}]
+    return yaml.safe_dump([play], sort_keys=False, width=1000)
+
+
+def run_op(dep: Any, inventories: list[Path], op: str, hosts: list[str] | None = None, *,
+           args: dict[str, Any] | None = None, limit: str | None = None, check: bool = False,
+           serial: bool = False, quiet: bool = False) -> Any:
+    """Run one stackyard_host operation on every planned host (or ``hosts``)."""
+    from stackyard.ansible.runner import run_playbook
+
+    playbook = dep.configdir / STATE_DIR / f"{op}.yml"
+    write_private(playbook, render_op_playbook(hosts or list(dep.plans), op,
+                                               dep.variables["node_config_directory"], args, serial))
+    return run_playbook(playbook, inventories, limit=limit, check=check, quiet=quiet,
+                        forks=max(5, len(dep.plans) + 1))
+
+
+def recover_galera(dep: Any, inventories: list[Path], say: Any) -> dict[str, Any]:
+    """Restart a fully stopped Galera cluster from its most advanced member.
+
+    Stops whatever member still runs (a half-up cluster cannot be bootstrapped
+    safely), reads every member's last committed seqno from its data, starts
+    the highest one with --wsrep-new-cluster, then runs the mariadb phase so
+    the others join and the bootstrap node becomes an ordinary member.
+    """
+    hosts = [h for h, p in dep.plans.items() if any(s.kind == "galera" for ph in p.phases for s in ph.steps)]
+    if not hosts:
+        raise DeployError("mariadb-recovery: no Galera cluster in this deployment "
+                          "(MariaDB runs on a single host; restart it with 'stackyard deploy')")
+    stopped = run_op(dep, inventories, "stop", hosts, args={"names": ["mariadb"]}, quiet=True)
+    if stopped.rc != 0:
+        raise DeployError(f"mariadb-recovery: stopping mariadb failed: {stopped.first_error()}")
+    positions = run_op(dep, inventories, "galera_position", hosts, quiet=True)
+    if positions.rc != 0:
+        raise DeployError(f"mariadb-recovery: reading seqnos failed: {positions.first_error()}")
+    seqnos: dict[str, int] = {}
+    uuids: dict[str, str] = {}
+    for t in positions.tasks:
+        pos = (t.get("result") or {}).get("position") or {}
+        if "seqno" in pos:
+            seqnos[t["host"]] = int(pos["seqno"])
+            uuids[t["host"]] = str(pos.get("uuid", ""))
+    missing = [h for h in hosts if h not in seqnos]
+    if missing:
+        raise DeployError(f"mariadb-recovery: no seqno from {', '.join(missing)}")
+    if len({u for u in uuids.values() if u and not u.startswith("00000000")}) > 1:
+        raise DeployError(f"mariadb-recovery: members belong to different clusters: {uuids}; "
+                          f"refusing to pick one")
+    best = choose_bootstrap_host(hosts, seqnos)
+    for h in hosts:
+        say(f"{h}: seqno {seqnos[h]}{'  <- most advanced: bootstraps the cluster' if h == best else ''}")
+    boot = run_op(dep, inventories, "galera_bootstrap", [best])
+    if boot.rc != 0:
+        raise DeployError(f"mariadb-recovery: bootstrap on {best} failed: {boot.first_error()}")
+    summary = run(dep, inventories, only_phases={"mariadb"})
+    if summary["error"]:
+        raise DeployError(f"mariadb-recovery: members did not rejoin: {summary['error']}")
+    return {"bootstrap_host": best, "seqnos": seqnos, "rejoin": summary}
+
+
+def choose_bootstrap_host(hosts: list[str], seqnos: dict[str, int]) -> str:
+    """Highest seqno wins; on a tie, the first host in inventory order."""
+    return max(hosts, key=lambda h: (seqnos[h], -hosts.index(h)))

@@ -1,0 +1,215 @@
+"""Multi-host plans and waves: placement by group, clusters, VIP, one task per host per wave."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from stackyard.deploy import multihost
+from stackyard.deploy import plan as plan_mod
+from stackyard.deploy.model import HostPlan
+from stackyard.deploy.passwords import genpwd
+
+NODES = {"node1": "10.250.0.11", "node2": "10.250.0.12", "node3": "10.250.0.13"}
+VIP = "10.250.0.250"
+
+
+def inventory_text(nodes: dict[str, str], compute: list[str] | None = None) -> str:
+    lines = []
+    for group in ("control", "network", "monitoring", "storage"):
+        lines.append(f"[{group}]")
+        lines += [f"{h} ansible_host={a} api_interface_address={a}" for h, a in nodes.items()]
+        lines.append("")
+    lines.append("[compute]")
+    lines += [f"{h} ansible_host={nodes[h]} api_interface_address={nodes[h]}" for h in (compute or list(nodes))]
+    lines += ["", "[deployment]", "localhost ansible_connection=local", ""]
+    # the per-service child groups of the all-in-one file
+    from stackyard.deploy.inventory import ALL_IN_ONE
+
+    lines.append(ALL_IN_ONE[ALL_IN_ONE.index("[baremetal:children]"):])
+    return "\n".join(lines)
+
+
+def multinode(tmp_path: Path, nodes: dict[str, str] = NODES, extra: dict | None = None):
+    configdir = tmp_path / "etc-kolla"
+    configdir.mkdir()
+    genpwd(configdir / "passwords.yml")
+    g = {"kolla_internal_vip_address": VIP, "network_interface": "eth0", "enable_loadbalancer": True,
+         "docker_registry": "10.250.0.1:5000", "docker_registry_insecure": True}
+    g.update(extra or {})
+    (configdir / "globals.yml").write_text(yaml.safe_dump(g))
+    inv = tmp_path / "multinode"
+    inv.write_text(inventory_text(nodes))
+    dep = plan_mod.load(configdir, [inv])
+    plan_mod.make_plans(dep)
+    return dep
+
+
+def file_text(plan: HostPlan, rel: str) -> str:
+    return next(f.content for f in plan.files if f.path == f"{plan.config_root}/{rel}")
+
+
+def steps(plan: HostPlan, phase: str) -> list[str]:
+    return [s.key for p in plan.phases if p.name == phase for s in p.steps]
+
+
+def test_remote_hosts_render_into_etc_kolla_with_their_own_addresses(tmp_path):
+    dep = multinode(tmp_path)
+    assert dep.remote_hosts == ["node1", "node2", "node3"]
+    assert sorted(dep.plans) == ["node1", "node2", "node3"]
+    for host, addr in NODES.items():
+        plan = dep.plans[host]
+        assert plan.config_root == "/etc/kolla"
+        assert f"bind-address = {addr}" in file_text(plan, "mariadb/galera.cnf")
+        assert f"http-socket = {addr}:5000" in file_text(plan, "keystone/keystone-uwsgi.ini")
+        # images come from the registry
+        assert all(s.container.image.startswith("10.250.0.1:5000/stackyard/")
+                   for p in plan.phases for s in p.steps if s.container)
+
+
+def test_galera_lists_every_member_and_the_first_host_forms_the_cluster(tmp_path):
+    dep = multinode(tmp_path)
+    cnf = file_text(dep.plans["node2"], "mariadb/galera.cnf")
+    assert "wsrep_cluster_address = gcomm://10.250.0.11:4567,10.250.0.12:4567,10.250.0.13:4567" in cnf
+    assert "wsrep_node_address = 10.250.0.12:4567" in cnf
+    phase = next(p for p in dep.plans["node1"].phases if p.name == "mariadb")
+    assert phase.serial
+    galera = next(s for s in phase.steps if s.kind == "galera")
+    assert galera.params == {"peers": ["10.250.0.12:4567", "10.250.0.13:4567"], "first": True}
+    galera2 = next(s for p in dep.plans["node2"].phases for s in p.steps if s.kind == "galera")
+    assert galera2.params["first"] is False
+    config = json.loads(file_text(dep.plans["node1"], "mariadb/config.json"))
+    assert config["command"] == "galera-start"
+
+
+def test_all_in_one_mariadb_is_not_a_galera_cluster(tmp_path):
+    configdir = tmp_path / "aio"
+    configdir.mkdir()
+    genpwd(configdir / "passwords.yml")
+    dep = plan_mod.load(configdir)
+    plan_mod.make_plans(dep)
+    cnf = file_text(dep.plans["localhost"], "mariadb/galera.cnf")
+    assert "wsrep" not in cnf
+    assert "rabbit@localhost" in file_text(dep.plans["localhost"], "rabbitmq/rabbitmq-env.conf")
+    assert "cluster_formation" not in file_text(dep.plans["localhost"], "rabbitmq/rabbitmq.conf")
+    assert "loadbalancer" not in [p.name for p in dep.plans["localhost"].phases]
+
+
+def test_rabbitmq_nodes_cluster_by_name_and_clients_list_every_node(tmp_path):
+    dep = multinode(tmp_path)
+    conf = file_text(dep.plans["node3"], "rabbitmq/rabbitmq.conf")
+    for i, n in enumerate(NODES, 1):
+        assert f"cluster_formation.classic_config.nodes.{i} = rabbit@{n}" in conf
+    assert "NODENAME=rabbit@node3" in file_text(dep.plans["node3"], "rabbitmq/rabbitmq-env.conf")
+    keystone_conf = file_text(dep.plans["node1"], "keystone/keystone.conf")
+    assert "@10.250.0.11:5672,keystone:" in keystone_conf and "@10.250.0.13:5672/keystone" in keystone_conf
+    assert "memcache_servers = 10.250.0.11:11211,10.250.0.12:11211,10.250.0.13:11211" in keystone_conf
+    # the database is reached through the VIP
+    assert f"@{VIP}:3306/keystone" in keystone_conf
+
+
+def test_keystone_keys_are_identical_on_every_host(tmp_path):
+    dep = multinode(tmp_path)
+    keys = {h: [file_text(p, f"keystone/{r}-key-{i}") for r in ("fernet", "credential") for i in (0, 1)]
+            for h, p in dep.plans.items()}
+    assert keys["node1"] == keys["node2"] == keys["node3"]
+    assert len(set(keys["node1"])) == 4
+    import base64
+
+    assert all(len(base64.urlsafe_b64decode(k.strip())) == 32 for k in keys["node1"])
+
+
+def test_haproxy_fronts_keystone_and_mariadb_on_the_vip(tmp_path):
+    dep = multinode(tmp_path)
+    cfg = file_text(dep.plans["node2"], "haproxy/haproxy.cfg")
+    assert f"bind {VIP}:5000" in cfg and f"bind {VIP}:3306" in cfg
+    assert "server node1 10.250.0.11:5000 check" in cfg and "server node3 10.250.0.13:5000 check" in cfg
+    # Galera: one active backend, the others backups
+    mariadb = cfg[cfg.index("listen mariadb"):cfg.index("listen keystone")]
+    assert "server node1 10.250.0.11:3306 check inter 2000 rise 2 fall 3\n" in mariadb
+    assert "server node2 10.250.0.12:3306 check inter 2000 rise 2 fall 3 backup" in mariadb
+    ka = file_text(dep.plans["node2"], "keepalived/keepalived.conf")
+    assert f"{VIP}/32 dev eth0" in ka and "unicast_src_ip 10.250.0.12" in ka
+    assert "10.250.0.11" in ka and "priority 249" in ka
+
+
+def test_waves_give_each_host_a_few_tasks_in_dependency_order(tmp_path):
+    dep = multinode(tmp_path)
+    waves = multihost.compute_waves(dep.plans)
+    kinds = [(w.kind, w.serial, w.hosts) for w in waves]
+    # prepare + loadbalancer share the first wave on every host
+    assert waves[0].prepare and waves[0].hosts == ["node1", "node2", "node3"]
+    assert "loadbalancer" in waves[0].select["node2"]
+    # galera joins one host at a time, then the first host leaves bootstrap mode
+    galera = next(w for w in waves if w.serial and "mariadb" in w.select.get("node1", {}))
+    assert galera.select["node1"]["mariadb"] == ["job:bootstrap_mariadb", "galera:mariadb", "wait:mariadb"]
+    finalize = waves[waves.index(galera) + 1]
+    assert finalize.hosts == ["node1"] and finalize.select == {"node1": {"mariadb": ["galera_finalize:mariadb"]}}
+    # keystone bootstrap jobs run once, on node1; API steps on the deploy host
+    once = [w for w in waves if w.kind == "target" and w.hosts == ["node1"]]
+    assert any("job:bootstrap_keystone" in w.select["node1"].get("keystone", []) for w in once)
+    api = [w for w in waves if w.kind == "api"]
+    assert [list(w.select["node1"]) for w in api] == [["mariadb"], ["keystone"], ["keystone"]]
+    per_host = {h: sum(h in w.hosts for w in waves if w.kind == "target") for h in dep.plans}
+    assert per_host["node2"] <= 6 and per_host["node1"] < 10, (per_host, kinds)
+    # every step of every host runs exactly once across the waves
+    for host, plan in dep.plans.items():
+        want = sorted((p.name, s.key) for p in plan.phases for s in p.steps
+                      if s.where == "host" or (s.where == "once" and host == "node1"))
+        got = sorted((ph, k) for w in waves if w.kind == "target" for ph, keys in w.select.get(host, {}).items()
+                     for k in keys)
+        assert got == want
+
+
+def test_tags_restrict_the_waves_to_those_phases(tmp_path):
+    dep = multinode(tmp_path)
+    waves = multihost.compute_waves(dep.plans, {"keystone"})
+    phases = {ph for w in waves for sel in w.select.values() for ph in sel}
+    assert phases == {"keystone"}
+
+
+def test_playbook_has_one_task_per_play_and_ships_the_plan_once(tmp_path):
+    dep = multinode(tmp_path)
+    waves = multihost.compute_waves(dep.plans)
+    plays = yaml.safe_load(multihost.render_playbook(waves, tmp_path / "plans", "/etc/kolla"))
+    assert len(plays) == len(waves)
+    assert all(len(p["tasks"]) == 1 for p in plays)
+    first = plays[0]["tasks"][0]["stackyard_host"]
+    assert first["prepare"] is True and "lookup" in first["plan"]
+    assert sum("plan" in p["tasks"][0].get("stackyard_host", {}) for p in plays) == 1
+    serial = [p for p in plays if p.get("serial") == 1]
+    assert serial and all(p["any_errors_fatal"] for p in plays)
+    api = [p["tasks"][0] for p in plays if "stackyard_api" in p["tasks"][0]]
+    assert all(t["delegate_to"] == "localhost" and t["run_once"] for t in api)
+
+
+def test_plan_round_trips_over_the_wire_with_its_secrets(tmp_path):
+    dep = multinode(tmp_path)
+    plan = dep.plans["node1"]
+    wire = json.loads(json.dumps(plan.to_wire()))
+    back = HostPlan.from_wire(wire)
+    assert back.to_wire() == plan.to_wire()
+    assert back.file_hashes() == plan.file_hashes()
+    spec = back.containers()[0]
+    assert spec.spec_hash("sha256:x", back.file_hashes()) == plan.containers()[0].spec_hash(
+        "sha256:x", plan.file_hashes())
+
+
+def test_plan_files_are_private(tmp_path):
+    dep = multinode(tmp_path)
+    multihost.write_plan_files(dep, tmp_path / "plans")
+    for path in (tmp_path / "plans").iterdir():
+        assert path.stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "plans").stat().st_mode & 0o777 == 0o700
+
+
+@pytest.mark.parametrize("seqnos,best", [
+    ({"node1": 10, "node2": 12, "node3": 11}, "node2"),
+    ({"node1": 12, "node2": 12, "node3": 3}, "node1"),
+    ({"node1": -1, "node2": -1, "node3": 0}, "node3"),
+])
+def test_recovery_bootstraps_from_the_highest_seqno(seqnos, best):
+    assert multihost.choose_bootstrap_host(["node1", "node2", "node3"], seqnos) == best
