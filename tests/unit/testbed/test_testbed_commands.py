@@ -1,0 +1,81 @@
+"""Command lines and container settings the test bed would use (nothing is run)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from stackyard.testbed import net, nodes, procs
+from stackyard.testbed.config import TestbedConfig
+
+CFG = TestbedConfig(state_dir=Path("/srv/tb"), prefix="sytbe", registry_port=5001)
+
+
+def test_bridge_commands_stay_in_the_namespace() -> None:
+    cmds = net.bridge_cmds(CFG)
+    assert all(c[:4] == ["ip", "netns", "exec", "sytbe"] for c in cmds)
+    add = cmds[1]
+    assert add[4:] == ["ip", "link", "add", "sytbe-br", "type", "bridge", "mcast_snooping", "0",
+                       "stp_state", "0"]
+    assert ["ip", "addr", "replace", "10.250.0.1/24", "dev", "sytbe-br"] == cmds[2][4:]
+
+
+def test_plumb_commands() -> None:
+    cmds = net.plumb_cmds(CFG, 2, 4242)
+    # the node end is created directly in the container's namespace: nothing in the root netns
+    assert cmds[0] == ["ip", "netns", "exec", "sytbe", "ip", "link", "add", "sytbe-n2", "type", "veth",
+                       "peer", "name", "eth0", "netns", "4242"]
+    assert cmds[1][4:] == ["ip", "link", "set", "sytbe-n2", "master", "sytbe-br", "up"]
+    assert cmds[3] == ["nsenter", "--net=/proc/4242/ns/net", "ip", "addr", "replace", "10.250.0.12/24",
+                       "dev", "eth0"]
+    assert not any("route" in c for c in cmds)
+
+
+def test_unplumb_commands() -> None:
+    assert net.unplumb_cmds(CFG, 1, None) == [["ip", "netns", "exec", "sytbe", "ip", "link", "del", "sytbe-n1"]]
+    assert len(net.unplumb_cmds(CFG, 1, 7)) == 2
+
+
+def test_container_spec(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(nodes.os.path, "exists", lambda p: p == "/dev/net/tun")
+    spec = nodes.container_spec(CFG, 3, "img:1")
+    hc = spec["host_config"]
+    assert spec["name"] == "sytbe-node3" and spec["hostname"] == "node3"
+    assert spec["labels"] == {"org.stackyard.testbed": "sytbe", "org.stackyard.testbed.node": "3"}
+    assert hc["network_mode"] == "none"
+    assert hc["cap_add"] == ["ALL"] and hc["cap_drop"] == ["SYS_RESOURCE"]
+    assert "privileged" not in hc
+    assert set(hc["security_opt"]) == {"seccomp=unconfined", "apparmor=unconfined"}
+    assert spec["unmask_system_paths"] is True
+    assert hc["cgroupns"] == "host"
+    assert hc["binds"]["/sys/fs/cgroup"] == {"bind": "/sys/fs/cgroup", "mode": "rw"}
+    assert hc["binds"]["sytbe-node3-docker"]["bind"] == "/var/lib/docker"
+    assert hc["devices"] == ["/dev/net/tun:/dev/net/tun:rwm"]
+
+
+def test_context_hash_follows_content(tmp_path: Path) -> None:
+    (tmp_path / "Dockerfile").write_text("FROM debian:trixie\n")
+    first = nodes.context_hash(tmp_path)
+    assert first == nodes.context_hash(tmp_path)
+    (tmp_path / "node-init").write_text("#!/bin/sh\n")
+    assert nodes.context_hash(tmp_path) != first
+    assert nodes.image_ref(first) == f"stackyard/testbed-node:{first}"
+
+
+def test_registry_config_and_commands() -> None:
+    conf = procs.registry_config(CFG)
+    assert "addr: 127.0.0.1:5001" in conf
+    assert "rootdirectory: /srv/tb/registry/data" in conf
+    assert procs.registry_cmd(CFG) == ["/usr/bin/docker-registry", "serve", "/srv/tb/registry/config.yml"]
+    fwd = procs.forwarder_cmd(CFG)
+    assert fwd[:3] == [sys.executable, "-m", "stackyard.testbed.forward"]
+    assert fwd[fwd.index("--listen") + 1] == "10.250.0.1:5000"
+    assert fwd[fwd.index("--target") + 1] == "127.0.0.1:5001"
+
+
+def test_running_pid_checks_the_command_line(tmp_path: Path) -> None:
+    cfg = TestbedConfig(state_dir=tmp_path)
+    (tmp_path / "registry.pid").write_text("1\n")
+    assert procs.running_pid(cfg, "registry", "no-such-marker-in-pid-1") is None
+    (tmp_path / "registry.pid").write_text("garbage")
+    assert procs.running_pid(cfg, "registry", "x") is None
