@@ -8,6 +8,7 @@ containers and their volumes.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import re
 from dataclasses import dataclass
@@ -101,6 +102,17 @@ class TestbedConfig:
     def local_registry(self) -> str:
         """Registry address in the root namespace (where images are pushed)."""
         return f"127.0.0.1:{self.registry_port}"
+
+    def mac(self, index: int) -> str:
+        """A fixed MAC for node ``index``'s eth0 (0: the bridge).
+
+        Fixed like real hardware: a node that is stopped and started keeps its
+        MAC, so its peers' ARP caches stay valid, and the bridge's MAC does
+        not change as ports come and go (Linux otherwise takes the lowest
+        port's MAC).
+        """
+        digest = hashlib.sha256(self.prefix.encode()).digest()
+        return f"02:53:{digest[0]:02x}:{digest[1]:02x}:00:{index:02x}"
 
     # ---------------------------------------------------------------- files
     @property

@@ -69,7 +69,10 @@ def render_inventory(cfg: TestbedConfig, count: int) -> str:
     for group, parent in REQUIRED_CHILDREN.items():
         if f"{group}:children" not in present:
             out += ["", f"[{group}:children]", parent]
-    out += ["", "[all:vars]", f"ansible_ssh_common_args='{SSH_OPTIONS}'", ""]
+    # Test beds share node addresses (each in its own namespace): Ansible's SSH
+    # control sockets, keyed by address/port/user, must not be shared too.
+    out += ["", "[all:vars]", f"ansible_ssh_common_args='{SSH_OPTIONS}'",
+            f"ansible_control_path_dir={cfg.state_dir / 'ssh-cp'}", ""]
     return "\n".join(out)
 
 

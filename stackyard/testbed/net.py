@@ -39,7 +39,7 @@ def bridge_cmds(cfg: TestbedConfig) -> list[Cmd]:
     """
     return [
         in_netns(cfg, ["ip", "link", "set", "lo", "up"]),
-        in_netns(cfg, ["ip", "link", "add", cfg.bridge, "type", "bridge", "mcast_snooping", "0",
+        in_netns(cfg, ["ip", "link", "add", cfg.bridge, "address", cfg.mac(0), "type", "bridge", "mcast_snooping", "0",
                        "stp_state", "0"]),
         in_netns(cfg, ["ip", "addr", "replace", cfg.cidr(cfg.gateway), "dev", cfg.bridge]),
         in_netns(cfg, ["ip", "link", "set", cfg.bridge, "up"]),
@@ -51,7 +51,7 @@ def plumb_cmds(cfg: TestbedConfig, index: int, pid: int) -> list[Cmd]:
     veth = cfg.veth(index)
     return [
         in_netns(cfg, ["ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0",
-                       "netns", str(pid)]),
+                       "address", cfg.mac(index), "netns", str(pid)]),
         in_netns(cfg, ["ip", "link", "set", veth, "master", cfg.bridge, "up"]),
         in_node(pid, ["ip", "link", "set", "lo", "up"]),
         in_node(pid, ["ip", "addr", "replace", cfg.cidr(cfg.node_address(index)), "dev", "eth0"]),

@@ -15,7 +15,7 @@ def test_bridge_commands_stay_in_the_namespace() -> None:
     cmds = net.bridge_cmds(CFG)
     assert all(c[:4] == ["ip", "netns", "exec", "sytbe"] for c in cmds)
     add = cmds[1]
-    assert add[4:] == ["ip", "link", "add", "sytbe-br", "type", "bridge", "mcast_snooping", "0",
+    assert add[4:] == ["ip", "link", "add", "sytbe-br", "address", CFG.mac(0), "type", "bridge", "mcast_snooping", "0",
                        "stp_state", "0"]
     assert ["ip", "addr", "replace", "10.250.0.1/24", "dev", "sytbe-br"] == cmds[2][4:]
 
@@ -24,7 +24,7 @@ def test_plumb_commands() -> None:
     cmds = net.plumb_cmds(CFG, 2, 4242)
     # the node end is created directly in the container's namespace: nothing in the root netns
     assert cmds[0] == ["ip", "netns", "exec", "sytbe", "ip", "link", "add", "sytbe-n2", "type", "veth",
-                       "peer", "name", "eth0", "netns", "4242"]
+                       "peer", "name", "eth0", "address", CFG.mac(2), "netns", "4242"]
     assert cmds[1][4:] == ["ip", "link", "set", "sytbe-n2", "master", "sytbe-br", "up"]
     assert cmds[3] == ["nsenter", "--net=/proc/4242/ns/net", "ip", "addr", "replace", "10.250.0.12/24",
                        "dev", "eth0"]
@@ -79,3 +79,9 @@ def test_running_pid_checks_the_command_line(tmp_path: Path) -> None:
     assert procs.running_pid(cfg, "registry", "no-such-marker-in-pid-1") is None
     (tmp_path / "registry.pid").write_text("garbage")
     assert procs.running_pid(cfg, "registry", "x") is None
+
+
+def test_fixed_macs() -> None:
+    assert CFG.mac(2) == CFG.mac(2) and CFG.mac(2).startswith("02:53:") and CFG.mac(2).endswith(":00:02")
+    assert CFG.mac(0) != CFG.mac(1)
+    assert TestbedConfig(prefix="other").mac(1) != CFG.mac(1)

@@ -47,6 +47,8 @@ def test_host_vars(tmp_path: Path) -> None:
     assert hv["api_interface"] == hv["network_interface"] == "eth0"
     assert "StrictHostKeyChecking=no" in hv["ansible_ssh_common_args"]
     assert inv.hosts["localhost"]["ansible_connection"] == "local"
+    # SSH control sockets per test bed: two beds use the same node addresses
+    assert hv["ansible_control_path_dir"] == "/srv/tb/ssh-cp"
 
 
 def test_child_groups_copied_once() -> None:
