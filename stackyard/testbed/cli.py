@@ -77,7 +77,7 @@ def register(sub: Any) -> None:
     q = tsub.add_parser("up", help="create or converge the test bed (idempotent)")
     _common(q)
     q.add_argument("--hosts", type=int, default=3, help="number of nodes (default 3)")
-    q.add_argument("--rebuild-image", action="store_true", help="rebuild the node image even if cached")
+    q.add_argument("--rebuild-image", action="store_true", help="rebuild the node image (without Docker's layer cache) even if current")
     q.set_defaults(func=cmd_up)
 
     q = tsub.add_parser("down", help="remove nodes, volumes, namespace, registry and forwarder")

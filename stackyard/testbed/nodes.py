@@ -77,7 +77,8 @@ def ensure_image(client: Any, log: Log, force: bool = False) -> str:
     try:
         stream = client.api.build(fileobj=_context_tar(NODE_DIR), custom_context=True, tag=ref,
                                   labels={HASH_LABEL: digest, LABEL: "node-image"},
-                                  network_mode="host", rm=True, forcerm=True, decode=True)
+                                  network_mode="host", rm=True, forcerm=True, nocache=force,
+                                  decode=True)
         for chunk in stream:
             if "error" in chunk:
                 raise TestbedError(f"node image build failed: {chunk['error'].strip()}\n"
