@@ -102,7 +102,9 @@ def up(cfg: TestbedConfig, hosts: int, log: Log, rebuild: bool = False) -> dict[
         raise TestbedError(f"test bed '{cfg.prefix}' has more nodes ({', '.join(f'node{i}' for i in extra)}) "
                            f"than --hosts {hosts}: run `stackyard testbed down` first")
     pubkey = ensure_key(cfg)
-    net.ensure_bridge(cfg)
+    if net.ensure_bridge(cfg):
+        # a forwarder left from before would still listen in the old namespace
+        procs.stop(cfg, "forwarder", procs.FORWARDER_MARKER.format(netns=cfg.netns))
     procs.ensure_registry(cfg)
     procs.ensure_forwarder(cfg)
     indexes = list(range(1, hosts + 1))
@@ -181,7 +183,7 @@ def status(cfg: TestbedConfig, client: Any | None = None) -> dict[str, Any]:
             "running": running, "plumbed": plumbed, "status": container.status,
         }
     registry_pid = procs.running_pid(cfg, "registry", str(cfg.registry_dir / "config.yml"))
-    forwarder_pid = procs.running_pid(cfg, "forwarder", f"--netns {cfg.netns} ")
+    forwarder_pid = procs.running_pid(cfg, "forwarder", procs.FORWARDER_MARKER.format(netns=cfg.netns))
     return {
         "prefix": cfg.prefix,
         "state_dir": str(cfg.state_dir),

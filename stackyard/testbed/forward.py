@@ -6,7 +6,7 @@ from this machine's engine reaches it as an insecure localhost registry).
 This process opens its listening socket inside the test bed namespace
 (``setns`` on /run/netns/<name>), switches back, and opens every upstream
 connection in its original namespace: a socket stays in the namespace it was
-created in. Each connection gets two threads copying in large chunks, so
+created in. Each connection gets two threads copying 256 KiB chunks, so
 parallel layer downloads are not serialised.
 
 Run as ``python -m stackyard.testbed.forward --netns NS --listen ADDR:PORT
@@ -25,7 +25,7 @@ import threading
 from pathlib import Path
 
 CLONE_NEWNET = 0x40000000
-CHUNK = 1 << 20
+CHUNK = 256 << 10
 
 
 def setns(path: str) -> None:

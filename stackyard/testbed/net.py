@@ -83,9 +83,10 @@ def link_exists(cfg: TestbedConfig, name: str) -> bool:
     return run(in_netns(cfg, ["ip", "link", "show", name]), check=False).returncode == 0
 
 
-def ensure_bridge(cfg: TestbedConfig) -> None:
-    """Create the namespace and bridge if missing (idempotent)."""
-    if not netns_exists(cfg):
+def ensure_bridge(cfg: TestbedConfig) -> bool:
+    """Create the namespace and bridge if missing (idempotent); True if the namespace is new."""
+    created = not netns_exists(cfg)
+    if created:
         run(["ip", "netns", "add", cfg.netns])
     cmds = bridge_cmds(cfg)
     run(cmds[0])
@@ -93,6 +94,7 @@ def ensure_bridge(cfg: TestbedConfig) -> None:
         run(cmds[1])
     for cmd in cmds[2:]:
         run(cmd)
+    return created
 
 
 def is_plumbed(cfg: TestbedConfig, index: int, pid: int) -> bool:

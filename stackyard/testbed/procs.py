@@ -25,6 +25,8 @@ from stackyard.errors import TestbedError
 from stackyard.testbed.config import NODE_REGISTRY_PORT, TestbedConfig
 
 REGISTRY_BIN = Path("/usr/bin/docker-registry")
+#: how our forwarder's command line is recognised (with the trailing space: sytb vs sytbe)
+FORWARDER_MARKER = "--netns {netns} "
 
 
 def registry_config(cfg: TestbedConfig) -> str:
@@ -127,7 +129,7 @@ def ensure_registry(cfg: TestbedConfig, timeout: float = 20.0) -> int:
 
 def ensure_forwarder(cfg: TestbedConfig, timeout: float = 10.0) -> int:
     """Start the registry forwarder in the test bed namespace unless it runs; returns its pid."""
-    marker = f"--netns {cfg.netns} "
+    marker = FORWARDER_MARKER.format(netns=cfg.netns)
     pid = running_pid(cfg, "forwarder", marker)
     if pid:
         return pid
@@ -167,7 +169,7 @@ def stop(cfg: TestbedConfig, name: str, marker: str, timeout: float = 10.0) -> b
 
 
 def stop_all(cfg: TestbedConfig) -> None:
-    stop(cfg, "forwarder", f"--netns {cfg.netns} ")
+    stop(cfg, "forwarder", FORWARDER_MARKER.format(netns=cfg.netns))
     stop(cfg, "registry", str(cfg.registry_dir / "config.yml"))
 
 
