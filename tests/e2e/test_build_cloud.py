@@ -41,6 +41,8 @@ SERVICES: dict[str, tuple[str, list[str], str]] = {
     "neutron-metadata-agent": ("neutron", ["neutron-metadata-agent", "--version"], "neutron-metadata-agent 26."),
     "horizon": ("horizon", ["python3", "-c", "import horizon, openstack_dashboard; print(horizon.__file__)"],
                 "/usr/lib/python3/dist-packages/horizon/"),
+    "haproxy": ("root", ["haproxy", "-v"], "HAProxy version 3."),
+    "keepalived": ("root", ["keepalived", "--version"], "Keepalived v2."),
 }
 
 
@@ -148,6 +150,16 @@ def test_wsgi_scripts_exist(core_build: dict) -> None:
     assert "application" in out("placement-api", "cat", "/usr/bin/placement-api")
     assert "application" in out("glance-api", "cat", "/usr/bin/glance-wsgi-api")
     assert "application" in out("neutron-server", "cat", "/usr/bin/neutron-api")
+
+
+def test_galera_pieces(core_build: dict) -> None:
+    for path in ("/usr/lib/galera/libgalera_smm.so", "/usr/bin/wsrep_sst_common", "/usr/bin/wsrep_sst_mariabackup",
+                 "/usr/local/bin/galera-start", "/usr/local/bin/galera-recover", "/usr/local/bin/galera-health"):
+        out("mariadb-server", "test", "-e", path)
+    assert "mariadb-backup" in out("mariadb-server", "mariadb-backup", "--version")
+    out("mariadb-server", "sh", "-c", "command -v socat")
+    assert out("haproxy", "id", "-u", "haproxy") == str(USERS["haproxy"].uid)
+    out("keepalived", "test", "-x", "/usr/local/bin/check-haproxy")
 
 
 def test_hooks_present(core_build: dict) -> None:
