@@ -574,11 +574,14 @@ class TargetApplier:
 
 # ----------------------------------------------------------------------------- operations
 def galera_position(client: Any, spec: ContainerSpec) -> dict[str, Any]:
-    """uuid/seqno of a stopped member's data, read by galera-recover in a one-off container."""
-    volumes = [v for v in spec.volumes if v.split(":")[1].rstrip("/") == "/var/lib/mysql"]
-    out = client.containers.run(spec.image, ["galera-recover"], volumes=volumes + [
-        v for v in spec.volumes if "/var/lib/kolla/config_files" in v], network_mode="none",
-        remove=True, user="mysql", entrypoint=[])
+    """uuid/seqno of a stopped member's data, read by galera-recover in a one-off
+    container on the member's volume and config (it may need mariadbd --wsrep-recover)."""
+    try:
+        out = client.containers.run(spec.image, ["galera-recover"], volumes=spec.volumes,
+                                    environment={"KOLLA_CONFIG_STRATEGY": "COPY_ALWAYS"},
+                                    network_mode="host", remove=True, stderr=False)
+    except docker.errors.ContainerError as exc:
+        raise DeployError(f"galera-recover failed: {exc.stderr.decode(errors='replace').strip() if exc.stderr else exc}")
     lines = out.decode(errors="replace").strip().splitlines()
     return json.loads(lines[-1])
 

@@ -41,7 +41,10 @@ wsrep_node_address = {address}:{wsrep_port}
 wsrep_provider_options = "gmcast.listen_addr=tcp://{address}:{wsrep_port}; ist.recv_addr={address}:{ist_port}"
 wsrep_sst_method = {sst_method}
 wsrep_sst_receive_address = {address}:{sst_port}
-{sst_auth}"""
+
+[sst]
+sockopt = ",bind={address}"
+"""
 
 
 def galera_members(ctx: PlanContext) -> list[str]:
@@ -61,17 +64,17 @@ def plan(ctx: PlanContext) -> Phase:
     )
     wsrep_port = int(v["mariadb_wsrep_port"])
     if members:
+        # mariabackup needs no wsrep_sst_auth: on the donor it logs in over the
+        # unix socket as mysql@localhost (see docs/images.md, Galera)
         sst = v["mariadb_sst_method"]
         cnf += GALERA_CNF.format(
             cluster_name=v["mariadb_cluster_name"], members=",".join(f"{m}:{wsrep_port}" for m in members),
             node_name=ctx.host, address=addr, wsrep_port=wsrep_port, ist_port=v["mariadb_ist_port"],
             sst_port=v["mariadb_sst_port"], sst_method=sst,
-            sst_auth=(f"wsrep_sst_auth = root:{ctx.passwords['database_password']}\n"
-                      if sst == "mariabackup" else ""),
         )
     # kolla-ansible's names: config/galera.cnf, then config/mariadb/<host>/galera.cnf
     # (no global.conf: that one is for the OpenStack services' oslo configs)
-    ctx.add_ini(svc, "galera.cnf", "galera", cnf, owner="mysql", mode=0o600, secret=bool(members),
+    ctx.add_ini(svc, "galera.cnf", "galera", cnf, owner="mysql", mode=0o600, secret=False,
                 override_files=["galera.cnf", f"mariadb/{ctx.host}/galera.cnf"])
     ctx.add_file(svc, "root-password", ctx.passwords["database_password"], owner="mysql", secret=True)
     ctx.add_config_json(svc, "galera-start" if members else "mariadbd", [
