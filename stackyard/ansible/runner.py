@@ -82,6 +82,8 @@ def ansible_env(summary_file: Path, forks: int = 10, quiet: bool = False) -> dic
         "ANSIBLE_LOCALHOST_WARNING": "False",
         "ANSIBLE_INVENTORY_UNPARSED_WARNING": "False",
         "ANSIBLE_DEPRECATION_WARNINGS": "False",
+        # kolla-ansible's group names have dashes (nova-compute): accept them quietly
+        "ANSIBLE_TRANSFORM_INVALID_GROUP_CHARS": "ignore",
         "ANSIBLE_SSH_ARGS": "-o ControlMaster=auto -o ControlPersist=120s -o ServerAliveInterval=15",
         "ANSIBLE_NOCOLOR": env.get("ANSIBLE_NOCOLOR", "1"),
         "STACKYARD_SUMMARY_FILE": str(summary_file),

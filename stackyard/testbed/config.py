@@ -19,7 +19,8 @@ from stackyard.errors import TestbedError
 DEFAULT_STATE_DIR = Path("/var/lib/stackyard/testbed")
 DEFAULT_PREFIX = "sytb"
 DEFAULT_SUBNET = "10.250.0.0/24"
-DEFAULT_REGISTRY_PORT = 5000
+#: not 5000: that is Keystone's port in an all-in-one on this machine
+DEFAULT_REGISTRY_PORT = 5100
 #: node N gets host address FIRST_NODE_OFFSET + N (10.250.0.11 for node1)
 FIRST_NODE_OFFSET = 10
 LABEL = "org.stackyard.testbed"

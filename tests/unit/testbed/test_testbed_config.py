@@ -17,7 +17,7 @@ def test_default_names_and_addresses() -> None:
     assert cfg.gateway == "10.250.0.1"
     assert [cfg.node_address(i) for i in (1, 2, 3)] == ["10.250.0.11", "10.250.0.12", "10.250.0.13"]
     assert cfg.cidr(cfg.gateway) == "10.250.0.1/24"
-    assert cfg.local_registry == "127.0.0.1:5000"
+    assert cfg.local_registry == "127.0.0.1:5100"
     assert cfg.node_registry == "10.250.0.1:5000"
     assert cfg.inventory_file == Path("/var/lib/stackyard/testbed/multinode")
 
