@@ -18,8 +18,10 @@ Everything here but :func:`run` and :func:`resolve_addresses` is pure.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import zlib
 from dataclasses import dataclass, field
 from itertools import groupby
 from pathlib import Path
@@ -133,7 +135,7 @@ def render_playbook(waves: list[Wave], plan_dir: Path, config_root: str, pull: s
             if w.prepare:
                 args.update({"prepare": True, "pull": pull,
                              "plan": "{{ lookup('ansible.builtin.file', stackyard_plan_dir ~ '/' ~ "
-                                     "inventory_hostname ~ '.json') | from_json }}"})
+                                     "inventory_hostname ~ '.plan') }}"})
             task = {"name": w.name, "stackyard_host": args,
                     "vars": {"stackyard_select": w.select, "stackyard_plan_dir": str(plan_dir)}}
         else:
@@ -152,6 +154,17 @@ def render_playbook(waves: list[Wave], plan_dir: Path, config_root: str, pull: s
     return yaml.safe_dump(plays, sort_keys=False, width=1000)
 
 
+def encode_plan(wire: dict[str, Any]) -> str:
+    """The plan as one opaque string (zlib + base64) for the module's no_log ``plan`` argument.
+
+    Ansible masks every value of a no_log argument wherever it appears in the
+    module's output; a plan passed as a dict would mask every "0", "1" or
+    "root" in the results. One opaque string masks only itself (and is
+    smaller on the wire).
+    """
+    return base64.b64encode(zlib.compress(json.dumps(wire, sort_keys=True).encode(), 6)).decode()
+
+
 def write_private(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     os.chmod(path.parent, 0o700)
@@ -165,7 +178,9 @@ def write_private(path: Path, text: str) -> None:
 def write_plan_files(dep: Any, plan_dir: Path) -> None:
     """Per-host plans (secrets included, mode 0600) and the deploy host's state."""
     for host, plan in dep.plans.items():
-        write_private(plan_dir / f"{host}.json", json.dumps(plan.to_wire(), sort_keys=True))
+        wire = plan.to_wire()
+        write_private(plan_dir / f"{host}.json", json.dumps(wire, sort_keys=True))
+        write_private(plan_dir / f"{host}.plan", encode_plan(wire))
     state = {"variables": dep.variables, "passwords": dep.passwords}
     write_private(plan_dir / "deploy.json", json.dumps(state, sort_keys=True, default=str))
 
@@ -192,8 +207,10 @@ def summarise(result: Any, waves: list[Wave]) -> dict[str, Any]:
     for t in result.tasks:
         if t.get("skipped"):
             continue
-        h = hosts.setdefault(t["host"], {"tasks": 0, "changed": 0, "failed": 0, "changes": []})
-        h["tasks"] += 1
+        h = hosts.setdefault(t["host"], {"tasks": 0, "deploy_host_tasks": 0, "changed": 0, "failed": 0,
+                                         "changes": []})
+        # API steps run on the deploy host on behalf of the play's first host
+        h["deploy_host_tasks" if t.get("delegated_to") else "tasks"] += 1
         res = t.get("result") or {}
         report = res.get("report") or {}
         n_changed = int(report.get("changed", 1 if t.get("changed") else 0))

@@ -41,7 +41,7 @@ def run(cmd: list[str], *, timeout: int = 900, check: bool = True, netns: bool =
     return proc
 
 
-def testbed(*args: str, state: Path, timeout: int = 900) -> subprocess.CompletedProcess:
+def bed(*args: str, state: Path, timeout: int = 900) -> subprocess.CompletedProcess:
     return run([sys.executable, "-m", "stackyard.cli", "testbed", *args, "--state-dir", str(state),
                 "--prefix", PREFIX, "--subnet", SUBNET, "--registry-port", str(REGISTRY_PORT)], timeout=timeout)
 
@@ -115,7 +115,7 @@ def wait_for(what: str, check, timeout: float = 300, interval: float = 3):
 def cloud(tmp_path_factory):
     state = tmp_path_factory.mktemp("testbed")
     configdir = tmp_path_factory.mktemp("kolla")
-    testbed("up", "--hosts", "3", state=state)
+    bed("up", "--hosts", "3", state=state)
     try:
         # images: built (cached) and pushed to the registry the nodes pull from
         run([sys.executable, "-m", "stackyard.cli", "build", "--push", "--registry", f"127.0.0.1:{REGISTRY_PORT}",
@@ -132,7 +132,7 @@ def cloud(tmp_path_factory):
         c.stackyard("bootstrap-servers")
         yield c
     finally:
-        testbed("down", "--purge", state=state)
+        bed("down", "--purge", state=state)
 
 
 def test_first_deploy_converges_every_host(cloud):
@@ -187,7 +187,7 @@ def test_limit_touches_only_that_host(cloud):
 
 
 def test_a_controller_down_keeps_tokens_and_galera_primary(cloud):
-    testbed("stop", "node1", state=cloud.state)
+    bed("stop", "node1", state=cloud.state)
     assert cloud.token(timeout=90)
     for node in ("node2", "node3"):
         status = wait_for(f"galera on {node} with 2 members",
@@ -196,7 +196,7 @@ def test_a_controller_down_keeps_tokens_and_galera_primary(cloud):
 
 
 def test_the_controller_rejoins_when_it_comes_back(cloud):
-    testbed("start", "node1", state=cloud.state)
+    bed("start", "node1", state=cloud.state)
     wait_for("node1 back in the Galera cluster",
              lambda: cloud.galera_status("node1") == {"wsrep_cluster_size": "3", "wsrep_cluster_status": "Primary",
                                                       "wsrep_local_state_comment": "Synced"}, 300)

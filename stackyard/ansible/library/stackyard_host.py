@@ -18,9 +18,11 @@ ops:
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
+import zlib
 from pathlib import Path
 
 from ansible.module_utils.basic import AnsibleModule
@@ -36,13 +38,18 @@ short_description: Apply one host's stackyard plan (files, volumes, images, cont
 options:
   op: {type: str, default: steps}
   prepare: {type: bool, default: false, description: store the plan, write files, volumes, images first}
-  plan: {type: dict, description: the host's plan (op=prepare)}
+  plan: {type: str, description: "the host's plan, zlib + base64 JSON (with prepare)"}
   config_root: {type: str, default: /etc/kolla}
   select: {type: dict, description: phase name -> step keys to run}
   pull: {type: str, default: missing, choices: [missing, always, never]}
   names: {type: list, elements: str}
   volumes: {type: bool, default: false}
 """
+
+
+def decode_plan(text: str) -> dict:
+    """Inverse of stackyard.deploy.multihost.encode_plan (zlib + base64 JSON)."""
+    return json.loads(zlib.decompress(base64.b64decode(text)).decode())
 
 
 def plan_path(root: str) -> Path:
@@ -77,7 +84,7 @@ def main() -> None:
         argument_spec=dict(
             op=dict(type="str", default="steps"),
             prepare=dict(type="bool", default=False),
-            plan=dict(type="dict", no_log=True),
+            plan=dict(type="str", no_log=True),
             config_root=dict(type="str", default="/etc/kolla"),
             select=dict(type="dict"),
             pull=dict(type="str", default="missing", choices=["missing", "always", "never"]),
@@ -98,8 +105,9 @@ def main() -> None:
             if p["prepare"]:
                 if not p["plan"]:
                     module.fail_json(msg="prepare needs the host's plan")
-                stored = False if module.check_mode else store_plan(p["config_root"], p["plan"])
-                plan = HostPlan.from_wire(p["plan"])
+                wire = decode_plan(p["plan"])
+                stored = False if module.check_mode else store_plan(p["config_root"], wire)
+                plan = HostPlan.from_wire(wire)
             else:
                 plan = load_plan(p["config_root"])
             applier = TargetApplier(client, plan, lines.append, dry_run=module.check_mode, pull=p["pull"])

@@ -66,8 +66,9 @@ def plan(ctx: PlanContext) -> Phase:
     nodes = ctx.hosts("rabbitmq")
     clustered = len(nodes) > 1
     if clustered:
-        # every node lists every node; a booting node joins whichever is up.
-        # The phase is serial, so the first node forms the cluster alone.
+        # every node lists every node: nodes that boot together find each other
+        # and form the cluster; a node that restarts later rejoins the others.
+        # Not serial: a node booting alone waits for its peers to appear.
         conf += ("cluster_formation.peer_discovery_backend = classic_config\n"
                  + "".join(f"cluster_formation.classic_config.nodes.{i} = rabbit@{n}\n"
                            for i, n in enumerate(nodes, 1))
@@ -98,5 +99,4 @@ def plan(ctx: PlanContext) -> Phase:
                      "RABBITMQ_CONFIG_FILE": "/etc/rabbitmq/rabbitmq.conf"},
         healthcheck=["healthcheck_listen", "beam.smp", str(v["rabbitmq_port"])], stop_timeout=60,
     )
-    return Phase(svc, [Step("container", "rabbitmq", c), Step("wait", "rabbitmq", params={"timeout": 180})],
-                 serial=clustered)
+    return Phase(svc, [Step("container", "rabbitmq", c), Step("wait", "rabbitmq", params={"timeout": 300})])

@@ -178,7 +178,7 @@ def test_playbook_has_one_task_per_play_and_ships_the_plan_once(tmp_path):
     assert len(plays) == len(waves)
     assert all(len(p["tasks"]) == 1 for p in plays)
     first = plays[0]["tasks"][0]["stackyard_host"]
-    assert first["prepare"] is True and "lookup" in first["plan"]
+    assert first["prepare"] is True and "lookup" in first["plan"] and ".plan" in first["plan"]
     assert sum("plan" in p["tasks"][0].get("stackyard_host", {}) for p in plays) == 1
     serial = [p for p in plays if p.get("serial") == 1]
     assert serial and all(p["any_errors_fatal"] for p in plays)
