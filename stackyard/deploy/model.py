@@ -169,7 +169,7 @@ class HostPlan:
 
     def containers(self) -> list[ContainerSpec]:
         return [s.container for p in self.phases for s in p.steps
-                if s.kind == "container" and s.container is not None]
+                if s.kind in ("container", "galera") and s.container is not None]
 
     def file_hashes(self) -> dict[str, str]:
         return {f.path: f.hash for f in self.files}

@@ -2,8 +2,10 @@
 
 keepalived moves ``kolla_internal_vip_address`` to a healthy load-balancer
 host (VRRP, unicast between the hosts, so no multicast is needed on the
-network); HAProxy on every such host binds the VIP (``ip_nonlocal_bind`` lets
-it bind while another host holds the address) and forwards to the backends,
+network); HAProxy on every such host binds the VIP with ``transparent``
+(IP_TRANSPARENT, hence NET_ADMIN) so it can bind while another host holds the
+address, with no host sysctl that a reboot would reset (kolla-ansible sets
+``net.ipv4.ip_nonlocal_bind`` instead), and forwards to the backends,
 which come from the same inventory groups that placed the services.
 """
 
@@ -66,7 +68,7 @@ def haproxy_cfg(ctx: PlanContext) -> str:
         if not v.get(f"enable_{fe.service}"):
             continue
         port = v[fe.port_key]
-        out += [f"listen {fe.name}", f"    mode {fe.mode}", f"    bind {vip}:{port}"]
+        out += [f"listen {fe.name}", f"    mode {fe.mode}", f"    bind {vip}:{port} transparent"]
         if fe.mode == "tcp":
             out += ["    option tcplog", "    option clitcpka", "    option srvtcpka",
                     "    timeout client 3600s", "    timeout server 3600s"]
@@ -129,14 +131,14 @@ def keepalived_conf(ctx: PlanContext) -> str:
 
 def plan(ctx: PlanContext) -> Phase:
     v = ctx.variables
-    steps = [Step("host", "loadbalancer-sysctl", params={"sysctl": {"net.ipv4.ip_nonlocal_bind": 1}})]
+    steps: list[Step] = []
     if v.get("enable_haproxy"):
         ctx.add_file("haproxy", "haproxy.cfg", haproxy_cfg(ctx), mode=0o600)
         ctx.add_config_json("haproxy", "haproxy -W -db -f /etc/haproxy/haproxy.cfg", [
             cfile("haproxy.cfg", "/etc/haproxy/haproxy.cfg", "root", "0600"),
         ])
         haproxy = ctx.container(
-            "haproxy", "haproxy", "haproxy",
+            "haproxy", "haproxy", "haproxy", cap_add=["NET_ADMIN"],
             healthcheck=["healthcheck_curl", f"http://{v['api_interface_address']}:{v['haproxy_monitor_port']}/"],
         )
         steps += [Step("container", "haproxy", haproxy), Step("wait", "haproxy", params={"timeout": 60})]

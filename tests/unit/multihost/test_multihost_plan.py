@@ -125,7 +125,7 @@ def test_keystone_keys_are_identical_on_every_host(tmp_path):
 def test_haproxy_fronts_keystone_and_mariadb_on_the_vip(tmp_path):
     dep = multinode(tmp_path)
     cfg = file_text(dep.plans["node2"], "haproxy/haproxy.cfg")
-    assert f"bind {VIP}:5000" in cfg and f"bind {VIP}:3306" in cfg
+    assert f"bind {VIP}:5000 transparent" in cfg and f"bind {VIP}:3306 transparent" in cfg
     assert "server node1 10.250.0.11:5000 check" in cfg and "server node3 10.250.0.13:5000 check" in cfg
     # Galera: one active backend, the others backups
     mariadb = cfg[cfg.index("listen mariadb"):cfg.index("listen keystone")]
