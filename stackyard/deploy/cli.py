@@ -254,10 +254,32 @@ def _ports(dep: Any) -> dict[int, str]:
     return ports
 
 
+def _multihost_prechecks(args: argparse.Namespace, dep: Any) -> int:
+    from stackyard.deploy import multihost
+
+    checks = {}
+    for host, plan in dep.plans.items():
+        names = {spec.service: spec.name for spec in plan.containers()}
+        ports = {str(port): names.get(svc, svc) for port, svc in _ports(dep).items() if svc in names}
+        checks[host] = {"address": dep.host_address(host), "ports": ports,
+                        "images": sorted({s.container.image for ph in plan.phases for s in ph.steps if s.container})}
+    result = multihost.run_op(dep, _inventories(args), "prechecks", args={
+        "checks": "{{ stackyard_checks[inventory_hostname] }}"}, limit=getattr(args, "limit", None),
+        task_vars={"stackyard_checks": checks})
+    problems = [t for t in result.tasks if t.get("failed") or t.get("unreachable")]
+    for t in result.tasks:
+        for line in (t.get("result") or {}).get("lines", []):
+            print(f"{t['host']}: {line}")
+    print("prechecks: " + ("passed" if not problems else f"failed on {', '.join(sorted({t['host'] for t in problems}))}"))
+    return 1 if problems or result.rc != 0 else 0
+
+
 def cmd_prechecks(args: argparse.Namespace) -> int:
     from stackyard.deploy.model import MANAGED_LABEL
 
     dep = _load(args)
+    if dep.remote_hosts:
+        return _multihost_prechecks(args, dep)
     problems: list[str] = []
     client = _client()  # raises when the engine is unreachable
     running = {c.name for c in client.containers.list(filters={"label": MANAGED_LABEL})}

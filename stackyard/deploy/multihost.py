@@ -285,26 +285,30 @@ def resolve_addresses(dep: Any, inventories: list[Path]) -> None:
 
 
 def render_op_playbook(hosts: list[str], op: str, config_root: str, args: dict[str, Any] | None = None,
-                       serial: bool = False, name: str = "") -> str:
+                       serial: bool = False, name: str = "", task_vars: dict[str, Any] | None = None) -> str:
     """A one-play playbook running one stackyard_host operation on ``hosts``."""
     play: dict[str, Any] = {"name": name or op, "hosts": hosts, "gather_facts": False}
     if serial:
         play["serial"] = 1
     task_args = {"op": op, "config_root": config_root}
     task_args.update(args or {})
-    play["tasks"] = [{"name": name or op, "stackyard_host": task_args}]
+    task: dict[str, Any] = {"name": name or op, "stackyard_host": task_args}
+    if task_vars:
+        task["vars"] = task_vars
+    play["tasks"] = [task]
     return yaml.safe_dump([play], sort_keys=False, width=1000)
 
 
 def run_op(dep: Any, inventories: list[Path], op: str, hosts: list[str] | None = None, *,
            args: dict[str, Any] | None = None, limit: str | None = None, check: bool = False,
-           serial: bool = False, quiet: bool = False) -> Any:
+           serial: bool = False, quiet: bool = False, task_vars: dict[str, Any] | None = None) -> Any:
     """Run one stackyard_host operation on every planned host (or ``hosts``)."""
     from stackyard.ansible.runner import run_playbook
 
     playbook = dep.configdir / STATE_DIR / f"{op}.yml"
     write_private(playbook, render_op_playbook(hosts or list(dep.plans), op,
-                                               dep.variables["node_config_directory"], args, serial))
+                                               dep.variables["node_config_directory"], args, serial,
+                                               task_vars=task_vars))
     return run_playbook(playbook, inventories, limit=limit, check=check, quiet=quiet,
                         forks=max(5, len(dep.plans) + 1))
 

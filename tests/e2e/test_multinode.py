@@ -165,6 +165,11 @@ def test_noop_redeploy_changes_and_restarts_nothing(cloud):
     assert cloud.started_at() == before
     tasks = {h: v["tasks"] for h, v in summary["hosts"].items()}
     print(f"no-op 3-host re-deploy: {seconds:.1f}s, tasks per host {tasks}")
+    assert all(n < 10 for n in tasks.values()), tasks
+    # check mode and prechecks agree: nothing to do, every port held by our own containers
+    assert cloud.deploy("--check")["changed"] == 0
+    cloud.stackyard("prechecks")
+    assert cloud.started_at() == before
 
 
 def test_limit_touches_only_that_host(cloud):

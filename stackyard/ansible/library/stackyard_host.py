@@ -14,6 +14,8 @@ ops:
   stop      stop every stackyard container (``names`` to restrict)
   destroy   remove stackyard containers, rendered config and (``volumes``) volumes
   check     every planned container running and healthy
+  prechecks engine answers, ports free (or held by our containers), images
+            present or in the registry (``checks``: address, ports, images)
 """
 
 from __future__ import annotations
@@ -79,6 +81,38 @@ def store_plan(root: str, data: dict) -> bool:
     return True
 
 
+def prechecks(client, checks: dict) -> list:
+    """Before a deploy: the engine answers, our ports are free (or ours), images can be had."""
+    import socket
+
+    import docker
+
+    problems = []
+    client.ping()
+    running = {c.name for c in client.containers.list(filters={"label": MANAGED_LABEL})}
+    address = checks.get("address", "0.0.0.0")
+    for port, owner in sorted((int(k), v) for k, v in (checks.get("ports") or {}).items()):
+        if owner in running:
+            continue
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind((address, port))
+            except OSError as exc:
+                problems.append(f"port {address}:{port} for {owner} is in use ({exc.strerror})")
+    for ref in checks.get("images") or []:
+        try:
+            client.images.get(ref)
+            continue
+        except docker.errors.ImageNotFound:
+            pass
+        try:
+            client.images.get_registry_data(ref)
+        except docker.errors.APIError as exc:
+            problems.append(f"image {ref} is neither on the host nor in its registry ({exc.explanation or exc})")
+    return problems
+
+
 def main() -> None:
     module = AnsibleModule(
         argument_spec=dict(
@@ -90,6 +124,7 @@ def main() -> None:
             pull=dict(type="str", default="missing", choices=["missing", "always", "never"]),
             names=dict(type="list", elements="str"),
             volumes=dict(type="bool", default=False),
+            checks=dict(type="dict"),
         ),
         supports_check_mode=True,
     )
@@ -173,6 +208,13 @@ def main() -> None:
                     vols.append(v.name)
             module.exit_json(changed=bool(removed or vols), removed=removed, volumes=vols,
                              detail=f"removed {len(removed)} containers, {len(vols)} volumes")
+        elif op == "prechecks":
+            problems = prechecks(client, p["checks"] or {})
+            for problem in problems:
+                lines.append(f"FAIL {problem}")
+            if problems:
+                module.fail_json(msg="; ".join(problems), lines=lines)
+            module.exit_json(changed=False, lines=lines, detail="engine, ports and images ok")
         elif op == "check":
             plan = load_plan(p["config_root"])
             bad = []
