@@ -129,6 +129,12 @@ class Step:
     #: jobs), ``deploy`` on the deploy host (API calls: databases, Keystone);
     #: empty means the default for its kind (see :attr:`where`)
     scope: str = ""
+    #: inventory group whose hosts get this step (nova-compute, neutron-server …);
+    #: empty: every host of the service. A ``wait`` follows its container's group.
+    group: str = ""
+    #: position in the service's full step list before placement dropped the
+    #: steps of other groups: orders the union of every host's steps
+    seq: int = -1
 
     @property
     def where(self) -> str:
@@ -207,7 +213,8 @@ class HostPlan:
                     hc = spec.get("healthcheck")
                     spec = ContainerSpec(**dict(spec, healthcheck=Healthcheck(**hc) if hc else None))
                 steps.append(Step(kind=s["kind"], name=s["name"], container=spec,
-                                  params=s.get("params", {}), scope=s.get("scope", "")))
+                                  params=s.get("params", {}), scope=s.get("scope", ""),
+                                  group=s.get("group", ""), seq=s.get("seq", -1)))
             phases.append(Phase(p["name"], steps, p.get("serial", False)))
         return cls(host=data["host"], config_root=data["config_root"],
                    files=[ConfigFile(**f) for f in data.get("files", [])],

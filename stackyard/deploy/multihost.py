@@ -70,6 +70,31 @@ def phase_order(plans: dict[str, HostPlan]) -> list[str]:
     return order
 
 
+def step_union(plans: dict[str, HostPlan], hosts: list[str], name: str) -> list[tuple[str, str, list[str]]]:
+    """Every step key of phase ``name`` across ``hosts``: (key, where, hosts having it), in plan order.
+
+    Hosts run different subsets of a service's steps (nova-compute only on
+    compute hosts); every step keeps its position in the service's full list
+    (``Step.seq``), which orders the union.
+    """
+    seq: dict[str, int] = {}
+    where: dict[str, str] = {}
+    holders: dict[str, list[str]] = {}
+    for h in hosts:
+        phase = _phase(plans[h], name)
+        for i, step in enumerate(phase.steps if phase else []):
+            seq.setdefault(step.key, step.seq if step.seq >= 0 else i)
+            where.setdefault(step.key, step.where)
+            holders.setdefault(step.key, []).append(h)
+    order = sorted(seq, key=lambda k: seq[k])
+    return [(k, where[k], holders[k]) for k in order]
+
+
+def _label(name: str, keys: list[str]) -> str:
+    short = [k.split(":", 1)[1] if k.startswith(("job:", "container:")) else k for k in keys]
+    return f"{name}: {', '.join(dict.fromkeys(short))}"
+
+
 def compute_waves(plans: dict[str, HostPlan], only_phases: set[str] | None = None) -> list[Wave]:
     """Cut the plans into waves, in order, then merge neighbours that may run together."""
     hosts_all = list(plans)
@@ -78,26 +103,28 @@ def compute_waves(plans: dict[str, HostPlan], only_phases: set[str] | None = Non
         if only_phases is not None and name not in only_phases:
             continue
         hosts = [h for h in hosts_all if _phase(plans[h], name)]
-        first = hosts[0]
-        lead = _phase(plans[first], name)
-        assert lead is not None
-        for where, group in groupby(lead.steps, key=lambda s: s.where):
-            keys = [s.key for s in group]
-            label = f"{name}: {', '.join(k.split(':', 1)[1] if k.startswith(('job:', 'container:')) else k for k in keys)}"
+        serial = any(p.serial for h in hosts for p in plans[h].phases if p.name == name)
+        for where, group in groupby(step_union(plans, hosts, name), key=lambda item: item[1]):
+            items = list(group)
+            keys = [k for k, _, _ in items]
             if where == "deploy":
-                waves.append(Wave(label, "api", hosts, {first: {name: keys}}, mergeable=False))
+                # API steps run from the plan of the first host that has them
+                for src, chunk in groupby(items, key=lambda item: item[2][0]):
+                    ks = [k for k, _, _ in chunk]
+                    waves.append(Wave(_label(name, ks), "api", hosts, {src: {name: ks}}, mergeable=False))
             elif where == "once":
-                waves.append(Wave(label, "target", [first], {first: {name: keys}}, mergeable=False,
-                                  absorbs_next=True))
+                select: dict[str, dict[str, list[str]]] = {}
+                for k, _, holders in items:
+                    select.setdefault(holders[0], {}).setdefault(name, []).append(k)
+                waves.append(Wave(_label(name, keys), "target", [h for h in hosts if h in select], select,
+                                  mergeable=False, absorbs_next=True))
             else:
                 select = {}
-                for h in hosts:
-                    phase = _phase(plans[h], name)
-                    mine = [k for k in keys if phase and any(s.key == k for s in phase.steps)]
-                    if mine:
-                        select[h] = {name: mine}
-                waves.append(Wave(label, "target", [h for h in hosts if h in select], select,
-                                  serial=lead.serial, mergeable=not lead.serial))
+                for k, _, holders in items:
+                    for h in holders:
+                        select.setdefault(h, {}).setdefault(name, []).append(k)
+                waves.append(Wave(_label(name, keys), "target", [h for h in hosts if h in select], select,
+                                  serial=serial, mergeable=not serial))
     merged: list[Wave] = []
     for w in waves:
         last = merged[-1] if merged else None

@@ -21,8 +21,15 @@ from stackyard.deploy.services import (
     cron, glance, horizon, keystone, loadbalancer, mariadb, memcached, neutron, nova, openvswitch, placement, rabbitmq,
 )
 
-#: service -> (inventory group it is placed by, plan function); deploy order
-SERVICE_PLANNERS: dict[str, tuple[str, Callable[[PlanContext], Phase]]] = {
+NOVA_GROUPS = ("nova-api", "nova-metadata", "nova-scheduler", "nova-conductor", "nova-novncproxy",
+               "nova-libvirt", "nova-compute")
+NEUTRON_GROUPS = ("neutron-server", "neutron-dhcp-agent", "neutron-l3-agent", "neutron-metadata-agent",
+                  "neutron-openvswitch-agent")
+
+#: service -> (inventory group(s) it is placed by, plan function); deploy order.
+#: A service with several groups is planned on every host of any of them; each
+#: step then stays only on the hosts of its own group (Step.group).
+SERVICE_PLANNERS: dict[str, tuple[str | tuple[str, ...], Callable[[PlanContext], Phase]]] = {
     "loadbalancer": ("loadbalancer", loadbalancer.plan),
     "mariadb": ("mariadb", mariadb.plan),
     "memcached": ("memcached", memcached.plan),
@@ -31,8 +38,8 @@ SERVICE_PLANNERS: dict[str, tuple[str, Callable[[PlanContext], Phase]]] = {
     "glance": ("glance-api", glance.plan),
     "placement": ("placement-api", placement.plan),
     "openvswitch": ("openvswitch", openvswitch.plan),
-    "nova": ("nova", nova.plan),
-    "neutron": ("neutron", neutron.plan),
+    "nova": (NOVA_GROUPS, nova.plan),
+    "neutron": (NEUTRON_GROUPS, neutron.plan),
     "horizon": ("horizon", horizon.plan),
     "cron": ("cron", cron.plan),
 }
@@ -87,14 +94,35 @@ def hosts_for(inventory: Inventory, group: str) -> list[str]:
     return inventory.hosts_in("control") if "control" in inventory.groups else []
 
 
+def hosts_for_groups(inventory: Inventory, groups: str | tuple[str, ...]) -> list[str]:
+    """Hosts of any of ``groups``, in inventory (sorted) order."""
+    if isinstance(groups, str):
+        return hosts_for(inventory, groups)
+    found = {h for g in groups for h in hosts_for(inventory, g)}
+    return sorted(found)
+
+
+def place_steps(phase: Phase, host: str, inventory: Inventory) -> Phase:
+    """Keep the steps whose group holds ``host`` (a wait follows its container)."""
+    group_of = {s.name: s.group for s in phase.steps if s.kind in ("container", "galera")}
+    kept = []
+    for seq, step in enumerate(phase.steps):
+        step.seq = seq
+        group = step.group or (group_of.get(step.name, "") if step.kind == "wait" else "")
+        if not group or host in hosts_for(inventory, group):
+            kept.append(step)
+    phase.steps = kept
+    return phase
+
+
 def make_plans(dep: Deployment) -> dict[str, HostPlan]:
     """One HostPlan per host that runs at least one enabled service."""
     plans: dict[str, HostPlan] = {}
     used: set[Path] = set()
     root = Path(dep.variables["node_config_directory"])
     for service in dep.enabled:
-        group, planner = SERVICE_PLANNERS[service]
-        for host in hosts_for(dep.inventory, group):
+        groups, planner = SERVICE_PLANNERS[service]
+        for host in hosts_for_groups(dep.inventory, groups):
             hvars = dict(dep.variables)
             hvars.update({k: v for k, v in dep.inventory.hosts.get(host, {}).items()})
             hvars["inventory_hostname"] = host
@@ -106,7 +134,7 @@ def make_plans(dep: Deployment) -> dict[str, HostPlan]:
                               configdir=dep.configdir, config_root=root, files=plan.files,
                               group_addresses=lambda g: [dep.host_address(h) for h in hosts_for(dep.inventory, g)],
                               group_hosts=lambda g: hosts_for(dep.inventory, g))
-            phase = planner(ctx)
+            phase = place_steps(planner(ctx), host, dep.inventory)
             plan.files = ctx.files
             used |= ctx.used_overrides
             plan.phases.append(phase)

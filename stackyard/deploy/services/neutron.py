@@ -132,19 +132,22 @@ def plan(ctx: PlanContext) -> Phase:
     meta = ctx.container("neutron_metadata_agent", "neutron-metadata-agent", "neutron-metadata-agent",
                          volumes=state, cap_add=AGENT_CAPS)
     host_prep = {"shared_mounts": ["/run/netns"]}
+    database = common.database_step("neutron", "neutron", "neutron", "neutron_database_password")
+    register = common.register_step(ctx, "neutron", "network", port, user="neutron",
+                                    password_key="neutron_keystone_password", description="OpenStack Networking",
+                                    roles=["admin", "service"])
+    database.group = register.group = "neutron-server"
     return Phase("neutron", [
         Step("host", "neutron-host", params=host_prep),
-        common.database_step("neutron", "neutron", "neutron", "neutron_database_password"),
-        Step("job", "bootstrap_neutron", boot),
-        Step("container", "neutron_server", server),
-        Step("container", "neutron_openvswitch_agent", ovs),
-        Step("container", "neutron_dhcp_agent", dhcp),
-        Step("container", "neutron_l3_agent", l3),
-        Step("container", "neutron_metadata_agent", meta),
+        database,
+        Step("job", "bootstrap_neutron", boot, group="neutron-server"),
+        Step("container", "neutron_server", server, group="neutron-server"),
+        Step("container", "neutron_openvswitch_agent", ovs, group="neutron-openvswitch-agent"),
+        Step("container", "neutron_dhcp_agent", dhcp, group="neutron-dhcp-agent"),
+        Step("container", "neutron_l3_agent", l3, group="neutron-l3-agent"),
+        Step("container", "neutron_metadata_agent", meta, group="neutron-metadata-agent"),
         Step("wait", "neutron_server", params={"timeout": 180}),
-        common.register_step(ctx, "neutron", "network", port, user="neutron",
-                             password_key="neutron_keystone_password", description="OpenStack Networking",
-                             roles=["admin", "service"]),
+        register,
         Step("agents_wait", "neutron", params={"timeout": 180, "agents": [
-            "Open vSwitch agent", "DHCP agent", "L3 agent", "Metadata agent"]}),
+            "Open vSwitch agent", "DHCP agent", "L3 agent", "Metadata agent"]}, group="neutron-server"),
     ])

@@ -101,6 +101,8 @@ def plan(ctx: PlanContext) -> Phase:
         common.database_step("nova", "nova", "nova", "nova_database_password"),
         common.database_step("nova_cell0", "nova_cell0", "nova", "nova_database_password"),
     ]
+    for step in steps:
+        step.group = "nova-api"
     # one config dir per container, each with its own config.json (Kolla's layout)
     commands = {
         "nova-api": ("uwsgi --ini /etc/nova/nova-api-uwsgi.ini", "nova-api"),
@@ -152,21 +154,24 @@ def plan(ctx: PlanContext) -> Phase:
         "nova_compute", "nova-compute", "nova-compute", volumes=shared,
         cap_add=["NET_ADMIN", "SYS_ADMIN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "SYS_PTRACE"],
     )
+    register = common.register_step(ctx, "nova", "compute", api_port, "/v2.1", user="nova",
+                                    password_key="nova_keystone_password", description="OpenStack Compute",
+                                    roles=["admin", "service"])
+    register.group = "nova-api"
     steps += [
-        Step("job", "bootstrap_nova", boot),
-        Step("container", "nova_api", api),
-        Step("container", "nova_metadata", meta),
-        Step("container", "nova_scheduler", sched),
-        Step("container", "nova_conductor", cond),
-        Step("container", "nova_novncproxy", vnc),
-        Step("container", "nova_libvirt", libvirt),
-        Step("container", "nova_compute", compute),
+        Step("job", "bootstrap_nova", boot, group="nova-api"),
+        Step("container", "nova_api", api, group="nova-api"),
+        Step("container", "nova_metadata", meta, group="nova-metadata"),
+        Step("container", "nova_scheduler", sched, group="nova-scheduler"),
+        Step("container", "nova_conductor", cond, group="nova-conductor"),
+        Step("container", "nova_novncproxy", vnc, group="nova-novncproxy"),
+        Step("container", "nova_libvirt", libvirt, group="nova-libvirt"),
+        Step("container", "nova_compute", compute, group="nova-compute"),
         Step("wait", "nova_api", params={"timeout": 180}),
         Step("wait", "nova_metadata", params={"timeout": 180}),
         Step("wait", "nova_libvirt", params={"timeout": 120}),
-        common.register_step(ctx, "nova", "compute", api_port, "/v2.1", user="nova",
-                             password_key="nova_keystone_password", description="OpenStack Compute",
-                             roles=["admin", "service"]),
-        Step("hypervisor_wait", v.get("inventory_hostname", "localhost"), params={"timeout": 300}),
+        register,
+        Step("hypervisor_wait", v.get("inventory_hostname", "localhost"), params={"timeout": 300},
+             group="nova-compute"),
     ]
     return Phase("nova", steps)

@@ -213,3 +213,83 @@ def test_plan_files_are_private(tmp_path):
 ])
 def test_recovery_bootstraps_from_the_highest_seqno(seqnos, best):
     assert multihost.choose_bootstrap_host(["node1", "node2", "node3"], seqnos) == best
+
+
+def cloud_inventory(tmp_path: Path) -> Path:
+    """node1, node2: control + network; node3: compute only."""
+    from stackyard.deploy.inventory import ALL_IN_ONE
+
+    def line(h: str) -> str:
+        return f"{h} ansible_host={NODES[h]} api_interface_address={NODES[h]}"
+
+    text = "\n".join([
+        "[control]", line("node1"), line("node2"), "",
+        "[network]", line("node1"), line("node2"), "",
+        "[compute]", line("node3"), "",
+        "[monitoring]", line("node1"), "", "[storage]", line("node1"), "",
+        "[deployment]", "localhost ansible_connection=local", "",
+        ALL_IN_ONE[ALL_IN_ONE.index("[baremetal:children]"):],
+    ])
+    inv = tmp_path / "multinode-cloud"
+    inv.write_text(text)
+    return inv
+
+
+def test_services_land_on_their_child_groups(tmp_path):
+    configdir = tmp_path / "etc-kolla"
+    configdir.mkdir()
+    genpwd(configdir / "passwords.yml")
+    (configdir / "globals.yml").write_text(yaml.safe_dump({
+        "kolla_internal_vip_address": VIP, "network_interface": "eth0", "enable_loadbalancer": True,
+        "enable_glance": True, "enable_placement": True, "enable_nova": True, "enable_neutron": True,
+        "nova_compute_virt_type": "qemu"}))
+    dep = plan_mod.load(configdir, [cloud_inventory(tmp_path)])
+    plan_mod.make_plans(dep)
+
+    def containers(host: str) -> set[str]:
+        return {s.name for s in dep.plans[host].containers()}
+
+    assert {"nova_compute", "nova_libvirt", "neutron_openvswitch_agent", "openvswitch_vswitchd",
+            "cron"} <= containers("node3")
+    assert not containers("node3") & {"nova_api", "nova_scheduler", "neutron_server", "neutron_l3_agent",
+                                      "keystone", "mariadb", "glance_api"}
+    assert {"nova_api", "nova_scheduler", "nova_conductor", "neutron_server", "neutron_l3_agent",
+            "neutron_dhcp_agent", "keystone", "mariadb"} <= containers("node1")
+    assert "nova_compute" not in containers("node1")
+    # a compute-only host's wait steps follow their containers
+    nova3 = steps(dep.plans["node3"], "nova")
+    assert "wait:nova_api" not in nova3 and "wait:nova_libvirt" in nova3
+    assert not any(k.startswith(("job:", "database:", "keystone_register:")) for k in nova3)
+
+    waves = multihost.compute_waves(dep.plans)
+    # bootstrap_nova runs once, on the first nova-api host
+    once = [w for w in waves if any("job:bootstrap_nova" in sel.get("nova", []) for sel in w.select.values())]
+    assert len(once) == 1 and list(once[0].select) == ["node1"]
+    # the hypervisor wait is an API step taken from node3's plan, after the services started
+    api = [w for w in waves if w.kind == "api" and "node3" in w.select]
+    assert api and api[0].select["node3"] == {"nova": ["hypervisor_wait:node3"]}
+    for host, plan in dep.plans.items():
+        want = sorted((p.name, s.key) for p in plan.phases for s in p.steps if s.where == "host")
+        got = sorted((ph, k) for w in waves if w.kind == "target" for ph, keys in w.select.get(host, {}).items()
+                     for k in keys
+                     if next(s for p in plan.phases if p.name == ph for s in p.steps if s.key == k).where == "host")
+        assert got == want, host
+
+
+def test_waves_keep_the_service_order_across_hosts_with_different_steps(tmp_path):
+    configdir = tmp_path / "etc-kolla"
+    configdir.mkdir()
+    genpwd(configdir / "passwords.yml")
+    (configdir / "globals.yml").write_text(yaml.safe_dump({
+        "kolla_internal_vip_address": VIP, "network_interface": "eth0",
+        "enable_glance": True, "enable_placement": True, "enable_nova": True, "enable_neutron": True}))
+    dep = plan_mod.load(configdir, [cloud_inventory(tmp_path)])
+    plan_mod.make_plans(dep)
+    order = [k for k, _, _ in multihost.step_union(dep.plans, ["node1", "node2", "node3"], "nova")]
+    assert order.index("database:nova_api") < order.index("job:bootstrap_nova") < order.index("container:nova_api")
+    assert order.index("container:nova_compute") < order.index("keystone_register:nova") \
+        < order.index("hypervisor_wait:node3")
+    waves = multihost.compute_waves(dep.plans)
+    pos = {k: i for i, w in enumerate(waves) for sel in w.select.values() for keys in sel.values() for k in keys}
+    assert pos["database:nova_api"] < pos["job:bootstrap_nova"] < pos["container:nova_compute"] \
+        < pos["hypervisor_wait:node3"]
