@@ -481,14 +481,8 @@ class TargetApplier:
         return CHANGED, "applied"
 
     def do_host(self, step: Step) -> tuple[str, str]:
-        """Host preparation the containers rely on: shared mounts, veths, sysctls."""
+        """Host preparation the containers rely on: shared mounts, veths."""
         changed: list[str] = []
-        for key, value in sorted(step.params.get("sysctl", {}).items()):
-            path = Path("/proc/sys") / key.replace(".", "/")
-            if path.read_text().strip() != str(value):
-                if not self.dry_run:
-                    path.write_text(f"{value}\n")
-                changed.append(f"{key}={value}")
         for path in step.params.get("shared_mounts", []):
             if self.dry_run:
                 continue

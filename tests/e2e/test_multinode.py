@@ -191,6 +191,28 @@ def test_limit_touches_only_that_host(cloud):
     assert cloud.token()
 
 
+def test_galera_config_change_restarts_members_one_at_a_time(cloud):
+    override = cloud.configdir / "config" / "galera.cnf"
+    override.parent.mkdir(parents=True, exist_ok=True)
+    override.write_text("[mysqld]\nmax_connections = 1500\n")
+    before = cloud.started_at()
+    summary = cloud.deploy()
+    assert summary["failed"] == 0
+    after = cloud.started_at()
+    restarted = sorted(k for k in after if after[k] != before.get(k))
+    assert restarted == [f"{n}/mariadb" for n in NODES], restarted
+    # serial: each member restarted after the previous one had rejoined (seconds apart, in host order)
+    from datetime import datetime
+
+    starts = [datetime.fromisoformat(after[f"{n}/mariadb"][:26]) for n in NODES]
+    gaps = [(b - a).total_seconds() for a, b in zip(starts, starts[1:])]
+    assert all(g >= 2 for g in gaps), gaps
+    for node in NODES:
+        assert cloud.sql(node, "SELECT @@max_connections").strip() == "1500"
+        assert cloud.galera_status(node)["wsrep_cluster_size"] == "3"
+    assert cloud.token()
+
+
 def test_a_controller_down_keeps_tokens_and_galera_primary(cloud):
     bed("stop", "node1", state=cloud.state)
     assert cloud.token(timeout=90)
@@ -224,3 +246,14 @@ def test_mariadb_recovery_after_a_full_stop_loses_no_row(cloud):
     assert cloud.token()
     summary = cloud.deploy()
     assert summary["changed"] == 0, summary
+
+
+def test_stop_and_destroy_leave_no_container_on_any_host(cloud):
+    cloud.stackyard("stop")
+    for node in NODES:
+        assert cloud.node_docker(node, "ps", "-q", "--filter", "label=org.stackyard.managed").strip() == ""
+    cloud.stackyard("destroy", "--yes-i-really-really-mean-it", "--include-volumes")
+    for node in NODES:
+        assert cloud.node_docker(node, "ps", "-aq", "--filter", "label=org.stackyard.managed").strip() == ""
+        assert cloud.node_docker(node, "volume", "ls", "-q", "--filter", "label=org.stackyard.managed").strip() == ""
+        assert run(["docker", "exec", f"{PREFIX}-{node}", "ls", "/etc/kolla"], check=False).stdout.strip() == ""
