@@ -293,3 +293,37 @@ def test_waves_keep_the_service_order_across_hosts_with_different_steps(tmp_path
     pos = {k: i for i, w in enumerate(waves) for sel in w.select.values() for keys in sel.values() for k in keys}
     assert pos["database:nova_api"] < pos["job:bootstrap_nova"] < pos["container:nova_compute"] \
         < pos["hypervisor_wait:node3"]
+
+
+def test_per_host_override_reaches_only_that_host(tmp_path):
+    dep = multinode(tmp_path)
+    override = dep.configdir / "config" / "keystone" / "node2" / "keystone.conf"
+    override.parent.mkdir(parents=True)
+    override.write_text("[token]\nexpiration = 1234\n")
+    dep = plan_mod.load(dep.configdir, [tmp_path / "multinode"])
+    plan_mod.make_plans(dep)
+    assert "expiration = 1234" in file_text(dep.plans["node2"], "keystone/keystone.conf")
+    assert "expiration = 1234" not in file_text(dep.plans["node1"], "keystone/keystone.conf")
+    assert "expiration = 1234" not in file_text(dep.plans["node3"], "keystone/keystone.conf")
+
+
+def test_interface_addresses_come_from_cached_facts(tmp_path, monkeypatch):
+    configdir = tmp_path / "etc-kolla"
+    configdir.mkdir()
+    genpwd(configdir / "passwords.yml")
+    (configdir / "globals.yml").write_text(yaml.safe_dump({"kolla_internal_vip_address": VIP,
+                                                          "network_interface": "eth0"}))
+    inv = tmp_path / "multinode"
+    inv.write_text(inventory_text(NODES).replace(" api_interface_address=", " x_address="))
+    cache = configdir / ".stackyard" / "addresses.json"
+    cache.parent.mkdir()
+    cache.write_text(json.dumps({h: {"eth0": a} for h, a in NODES.items()}))
+    dep = plan_mod.load(configdir, [inv])
+
+    def no_ansible(*a, **k):
+        raise AssertionError("facts are cached: no playbook may run")
+
+    monkeypatch.setattr("stackyard.ansible.runner.run_playbook", no_ansible)
+    multihost.resolve_addresses(dep, [inv])
+    plan_mod.make_plans(dep)
+    assert "bind-address = 10.250.0.13" in file_text(dep.plans["node3"], "mariadb/galera.cnf")
