@@ -26,7 +26,7 @@ def transport_url(ctx: PlanContext, vhost: str) -> str:
     if not v.get("enable_rabbitmq"):
         return ""
     secret = quote(ctx.passwords["rabbitmq_password"], safe="")
-    hosts = ctx.addresses("rabbitmq") if len(ctx.hosts("rabbitmq")) > 1 else [internal_host(ctx)]
+    hosts = ctx.addresses("rabbitmq")  # RabbitMQ is not behind the VIP
     nodes = ",".join(f"{vhost}:{secret}@{h}:{v['rabbitmq_port']}" for h in hosts)
     return f"rabbit://{nodes}/{vhost}"
 

@@ -166,7 +166,7 @@ def test_process_name_rules(tmp_path):
             if "nova-conductor" in hc.process_names(p.pid):
                 break
             time.sleep(0.05)
-        assert hc.find_pids("nova-conductor") == [p.pid]
+        assert p.pid in hc.find_pids("nova-conductor")  # a running cloud on this machine adds its own
     finally:
         p.kill()
         p.wait()
