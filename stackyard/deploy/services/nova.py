@@ -133,8 +133,12 @@ def plan(ctx: PlanContext) -> Phase:
         cfile("qemu.conf", "/etc/libvirt/qemu.conf", "root", "0600"),
     ])
 
+    # cell1's mapping keeps the bus and database URLs it was made with: the
+    # bootstrap re-runs (and updates the mapping) when they change
+    urls = [common.transport_url(ctx, "nova"), common.db_url(ctx, "nova", "nova_database_password", "nova")]
+    mapping = ctx.add_file("nova-api", "cell1-mapping", "\n".join(urls) + "\n", owner=owner, secret=True)
     boot = ctx.container("bootstrap_nova", "nova-api", "nova-api", environment={"KOLLA_BOOTSTRAP": "1"},
-                         restart_policy="no", trigger_files=[])
+                         restart_policy="no", trigger_files=[mapping])
     api = ctx.container("nova_api", "nova-api", "nova-api", healthcheck=common.http_check(ctx, api_port))
     meta = ctx.container("nova_metadata", "nova-api", "nova-metadata",
                          healthcheck=common.http_check(ctx, meta_port))

@@ -327,3 +327,25 @@ def test_interface_addresses_come_from_cached_facts(tmp_path, monkeypatch):
     multihost.resolve_addresses(dep, [inv])
     plan_mod.make_plans(dep)
     assert "bind-address = 10.250.0.13" in file_text(dep.plans["node3"], "mariadb/galera.cnf")
+
+
+def test_nova_bootstrap_reruns_when_cell1_urls_change(tmp_path):
+    """cell1's mapping keeps the bus URL it was made with: its change re-runs bootstrap_nova."""
+    cloud = {"enable_glance": True, "enable_placement": True, "enable_nova": True, "enable_neutron": True}
+    dep = multinode(tmp_path, extra=cloud)
+    globals_path = dep.configdir / "globals.yml"
+
+    def bootstrap_hash(extra: dict) -> str:
+        g = yaml.safe_load(globals_path.read_text())
+        g.pop("rabbitmq_port", None)
+        g.update(extra)
+        globals_path.write_text(yaml.safe_dump(g))
+        d = plan_mod.load(dep.configdir, [tmp_path / "multinode"])
+        plan = plan_mod.make_plans(d)["node1"]
+        spec = next(s.container for p in plan.phases for s in p.steps if s.key == "job:bootstrap_nova")
+        assert spec.trigger_files == [f"{plan.config_root}/nova-api/cell1-mapping"]
+        assert "@10.250.0.12:" in file_text(plan, "nova-api/cell1-mapping")
+        return spec.spec_hash("sha256:x", plan.file_hashes())
+
+    assert bootstrap_hash({}) == bootstrap_hash({})
+    assert bootstrap_hash({}) != bootstrap_hash({"rabbitmq_port": 5673})
