@@ -1,0 +1,145 @@
+"""End-to-end: the whole core cloud on 2 test-bed hosts, each service in its group.
+
+node1 is control + network (APIs, MariaDB, RabbitMQ, the Neutron agents),
+node2 is compute only (nova-compute, libvirt, Open vSwitch and its agent).
+Checks placement, that every service reports from its own host, that a server
+goes ACTIVE on the compute host, and that a re-deploy changes nothing. Guest
+networking across hosts is not checked: tenant VXLAN on Open vSwitch's
+userspace datapath needs the tunnel address on an OVS bridge (docs/multinode.md).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.e2e
+
+BIN = Path(sys.executable).parent
+PREFIX, SUBNET, REGISTRY_PORT = "symc", "10.254.0.0/24", 5104
+VIP = "10.254.0.250"
+ROLES = {"control": "node1", "network": "node1", "monitoring": "node1", "storage": "node1", "compute": "node2"}
+
+
+def sh(cmd: list[str], *, netns: bool = False, timeout: int = 1800, env: dict | None = None,
+       check: bool = True) -> subprocess.CompletedProcess:
+    if netns:
+        cmd = ["ip", "netns", "exec", PREFIX, *cmd]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} exited {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+    return proc
+
+
+def stackyard(*args: str, netns: bool = False, timeout: int = 1800) -> subprocess.CompletedProcess:
+    return sh([sys.executable, "-m", "stackyard.cli", *args], netns=netns, timeout=timeout)
+
+
+def split_roles(text: str) -> str:
+    """The test bed's inventory with each top-level role on one node only."""
+    out, section = [], None
+    for line in text.splitlines():
+        m = re.match(r"^\[(.+)\]$", line)
+        if m:
+            section = m.group(1)
+        elif section in ROLES and line.startswith("node") and not line.startswith(ROLES[section] + " "):
+            continue
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
+@pytest.fixture(scope="module")
+def cloud(tmp_path_factory):
+    state = tmp_path_factory.mktemp("testbed")
+    configdir = tmp_path_factory.mktemp("kolla")
+    bed = ["--state-dir", str(state), "--prefix", PREFIX, "--subnet", SUBNET, "--registry-port", str(REGISTRY_PORT)]
+    stackyard("testbed", "up", "--hosts", "2", *bed)
+    try:
+        stackyard("build", "--push", "--registry", f"127.0.0.1:{REGISTRY_PORT}", "--profile", "core")
+        inventory = configdir / "multinode"
+        inventory.write_text(split_roles((state / "multinode").read_text()))
+        (configdir / "globals.yml").write_text(yaml.safe_dump({
+            "openstack_release": "2025.1", "kolla_internal_vip_address": VIP, "network_interface": "eth0",
+            "docker_registry": f"{SUBNET.rsplit('.', 1)[0]}.1:5000", "docker_registry_insecure": True,
+            "enable_loadbalancer": True, "enable_glance": True, "enable_placement": True, "enable_nova": True,
+            "enable_neutron": True, "enable_horizon": True, "nova_compute_virt_type": "qemu",
+        }))
+        stackyard("genpwd", "--configdir", str(configdir))
+        common = ["--configdir", str(configdir), "-i", str(inventory)]
+        stackyard("bootstrap-servers", *common, netns=True)
+        yield {"configdir": configdir, "common": common}
+    finally:
+        stackyard("testbed", "down", "--purge", *bed)
+
+
+def containers(node: str) -> set[str]:
+    out = sh(["docker", "exec", f"{PREFIX}-{node}", "docker", "ps", "--format", "{{.Names}}",
+              "--filter", "label=org.stackyard.managed"]).stdout
+    return set(out.split())
+
+
+def openstack(cloud, *args: str) -> str:
+    env = dict(os.environ, OS_CLOUD="stackyard-admin", OS_CLIENT_CONFIG_FILE=str(cloud["configdir"] / "clouds.yaml"))
+    return sh([str(BIN / "openstack"), *args], netns=True, env=env, timeout=180).stdout.strip()
+
+
+def test_the_whole_cloud_deploys_with_each_service_in_its_group(cloud):
+    t0 = time.monotonic()
+    summary = json.loads(stackyard("deploy", "--format", "json", *cloud["common"], netns=True).stdout)
+    print(f"full cloud on 2 hosts: {time.monotonic() - t0:.0f}s, {summary['waves']} waves, tasks "
+          f"{ {h: v['tasks'] for h, v in summary['hosts'].items()} }")
+    assert summary["error"] == "" and summary["failed"] == 0
+    control, compute = containers("node1"), containers("node2")
+    assert {"nova_api", "nova_scheduler", "nova_conductor", "neutron_server", "neutron_l3_agent",
+            "neutron_dhcp_agent", "glance_api", "placement_api", "keystone", "mariadb", "horizon"} <= control
+    assert {"nova_compute", "nova_libvirt", "neutron_openvswitch_agent", "openvswitch_vswitchd", "cron"} <= compute
+    assert not control & {"nova_compute", "nova_libvirt"}
+    assert not compute & {"nova_api", "neutron_server", "neutron_l3_agent", "keystone", "mariadb", "rabbitmq"}
+
+
+def test_every_service_reports_from_its_own_host(cloud):
+    stackyard("post-deploy", *cloud["common"], netns=True)
+    services = {tuple(line.split()) for line in
+                openstack(cloud, "compute", "service", "list", "-c", "Binary", "-c", "Host", "-c", "State",
+                          "-f", "value").splitlines()}
+    assert {("nova-compute", "node2", "up"), ("nova-scheduler", "node1", "up"),
+            ("nova-conductor", "node1", "up")} <= services
+    agents = json.loads(openstack(cloud, "network", "agent", "list", "-f", "json"))
+    alive = {(a["Agent Type"], a["Host"]) for a in agents if a["Alive"]}
+    assert {("Open vSwitch agent", "node1"), ("Open vSwitch agent", "node2"), ("L3 agent", "node1"),
+            ("DHCP agent", "node1"), ("Metadata agent", "node1")} <= alive
+
+
+def test_a_server_goes_active_on_the_compute_host(cloud):
+    # the guest is built on this machine (Debian mirror), uploaded from the deploy host
+    sh([sys.executable, "-m", "stackyard.cli", "guest-image"], timeout=900)
+    stackyard("guest-image", "--upload", "--configdir", str(cloud["configdir"]), netns=True)
+    openstack(cloud, "network", "create", "mc-net")
+    openstack(cloud, "subnet", "create", "mc-subnet", "--network", "mc-net", "--subnet-range", "192.168.77.0/24")
+    openstack(cloud, "flavor", "create", "--ram", "128", "--disk", "0", "--vcpus", "1", "mc-tiny")
+    openstack(cloud, "server", "create", "--image", "stackyard-guest", "--flavor", "mc-tiny",
+              "--network", "mc-net", "mc-vm")
+    deadline = time.monotonic() + 300
+    while True:
+        show = json.loads(openstack(cloud, "server", "show", "mc-vm", "-f", "json"))
+        if show["status"] in ("ACTIVE", "ERROR") or time.monotonic() > deadline:
+            break
+        time.sleep(3)
+    assert show["status"] == "ACTIVE", show.get("fault")
+    assert show["OS-EXT-SRV-ATTR:host"] == "node2"
+    openstack(cloud, "server", "delete", "--wait", "mc-vm")
+
+
+def test_a_redeploy_of_the_whole_cloud_changes_nothing(cloud):
+    t0 = time.monotonic()
+    summary = json.loads(stackyard("deploy", "--format", "json", *cloud["common"], netns=True).stdout)
+    print(f"no-op full cloud re-deploy on 2 hosts: {time.monotonic() - t0:.1f}s")
+    assert summary["changed"] == 0, summary["hosts"]
