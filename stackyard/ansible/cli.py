@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -49,8 +48,6 @@ def cmd_bootstrap_servers(args: argparse.Namespace) -> int:
     if not args.inventory:
         raise DeployError("bootstrap-servers needs an inventory: -i multinode")
     extra = bootstrap_extra_vars(variables)
-    # kolla group names contain '-': keep them as they are, without a warning per run
-    os.environ.setdefault("ANSIBLE_TRANSFORM_INVALID_GROUP_CHARS", "ignore")
     result = run_playbook(PLAYBOOKS / BOOTSTRAP_PLAYBOOK, [Path(p) for p in args.inventory],
                           limit=args.limit, extra_vars=extra, verbose=args.verbose)
     summary = {"rc": result.rc, "changed": result.changed, "hosts": result.hosts,
@@ -66,16 +63,10 @@ def cmd_bootstrap_servers(args: argparse.Namespace) -> int:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    from stackyard.deploy.cli import DEFAULT_CONFIGDIR
+    """The deploy commands' options (--configdir, -i, -e, --limit, --format), plus -v."""
+    from stackyard.deploy.cli import _common as deploy_options
 
-    p.add_argument("--configdir", default=str(DEFAULT_CONFIGDIR),
-                   help="directory with globals.yml (default /etc/kolla)")
-    p.add_argument("-i", "--inventory", action="append", default=[],
-                   help="Ansible inventory (INI or YAML), repeatable")
-    p.add_argument("-e", "--extra-vars", dest="extra_vars", action="append", default=[],
-                   help="key=value or @file.yml, overrides globals.yml")
-    p.add_argument("--limit", help="Ansible host pattern to limit the run to")
-    p.add_argument("--format", choices=["text", "json"], default="text")
+    deploy_options(p)
     p.add_argument("-v", "--verbose", action="store_true", help="print the ansible-playbook command")
 
 

@@ -14,11 +14,8 @@ from typing import Any
 
 import docker
 
-from stackyard.deploy.hostapply import (  # noqa: F401 - re-exported for the CLI and tests
-    CHANGED, FAILED, UNCHANGED, ApplyReport, JobState, Printer, StepResult, TargetApplier,
-    run_healthcheck, sync_files,
-)
-from stackyard.deploy.model import API_KINDS, HostPlan, Step  # noqa: F401
+from stackyard.deploy.hostapply import CHANGED, UNCHANGED, Printer, TargetApplier
+from stackyard.deploy.model import HostPlan, Step
 from stackyard.errors import DeployError
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import socket
 import sys
 import time
 from pathlib import Path
@@ -166,7 +165,7 @@ def cmd_mergepwd(args: argparse.Namespace) -> int:
 
 
 def cmd_genconfig(args: argparse.Namespace) -> int:
-    from stackyard.deploy.apply import sync_files
+    from stackyard.deploy.hostapply import sync_files
 
     dep = _load(args)
     for host, plan in dep.plans.items():
@@ -254,15 +253,23 @@ def _ports(dep: Any) -> dict[int, str]:
     return ports
 
 
+def _host_checks(dep: Any, host: str) -> dict[str, Any]:
+    """What prechecks verifies on one host: its address, the ports its containers
+    bind (port -> owning container) and the images it runs."""
+    plan = dep.plans[host]
+    names = {spec.service: spec.name for spec in plan.containers()}
+    return {"address": dep.host_address(host),
+            "ports": {port: names[svc] for port, svc in _ports(dep).items() if svc in names},
+            "images": sorted({s.container.image for ph in plan.phases for s in ph.steps if s.container})}
+
+
 def _multihost_prechecks(args: argparse.Namespace, dep: Any) -> int:
     from stackyard.deploy import multihost
 
     checks = {}
-    for host, plan in dep.plans.items():
-        names = {spec.service: spec.name for spec in plan.containers()}
-        ports = {str(port): names.get(svc, svc) for port, svc in _ports(dep).items() if svc in names}
-        checks[host] = {"address": dep.host_address(host), "ports": ports,
-                        "images": sorted({s.container.image for ph in plan.phases for s in ph.steps if s.container})}
+    for host in dep.plans:
+        c = _host_checks(dep, host)
+        checks[host] = dict(c, ports={str(k): v for k, v in c["ports"].items()})
     result = multihost.run_op(dep, _inventories(args), "prechecks", args={
         "checks": "{{ stackyard_checks[inventory_hostname] }}"}, limit=getattr(args, "limit", None),
         task_vars={"stackyard_checks": checks})
@@ -275,30 +282,16 @@ def _multihost_prechecks(args: argparse.Namespace, dep: Any) -> int:
 
 
 def cmd_prechecks(args: argparse.Namespace) -> int:
-    from stackyard.deploy.model import MANAGED_LABEL
+    from stackyard.deploy.hostapply import host_prechecks
 
     dep = _load(args)
     if dep.remote_hosts:
         return _multihost_prechecks(args, dep)
-    problems: list[str] = []
     client = _client()  # raises when the engine is unreachable
-    running = {c.name for c in client.containers.list(filters={"label": MANAGED_LABEL})}
-    addr = dep.variables["api_interface_address"]
-    for port, svc in sorted(_ports(dep).items()):
-        if svc in running:
-            continue  # ours already holds it
-        with socket.socket() as s:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                s.bind((addr, port))
-            except OSError as exc:
-                problems.append(f"port {addr}:{port} for {svc} is in use ({exc.strerror})")
-    for plan in dep.plans.values():
-        for ref in sorted({s.container.image for p in plan.phases for s in p.steps if s.container}):
-            try:
-                client.images.get(ref)
-            except Exception:  # noqa: BLE001 - docker.errors.ImageNotFound
-                problems.append(f"image {ref} is missing (run 'stackyard build')")
+    problems: list[str] = []
+    for host in dep.plans:
+        c = _host_checks(dep, host)
+        problems += host_prechecks(client, c["address"], c["ports"], c["images"])
     for p in problems:
         print(f"FAIL {p}")
     print("prechecks: " + ("passed" if not problems else f"{len(problems)} problem(s)"))
@@ -321,24 +314,14 @@ def cmd_check(args: argparse.Namespace) -> int:
     dep = _load(args)
     if dep.remote_hosts:
         return _multihost_op(args, dep, "check")
+    from stackyard.deploy.hostapply import container_health
+
     client = _client()
     bad = 0
     for plan in dep.plans.values():
         for spec in plan.containers():
-            try:
-                c = client.containers.get(spec.name)
-            except Exception:  # noqa: BLE001
-                print(f"FAIL {spec.name}: missing")
-                bad += 1
-                continue
-            state = c.attrs["State"]
-            health = state.get("Health", {}).get("Status", "none")
-            if state.get("Running") and health == "starting" and spec.healthcheck:
-                from stackyard.deploy.apply import run_healthcheck
-
-                health = "healthy" if run_healthcheck(c, spec.healthcheck.test)[0] else "unhealthy"
-            ok = state.get("Running") and health in ("healthy", "none")
-            print(f"{'ok  ' if ok else 'FAIL'} {spec.name}: {state.get('Status')}, health {health}")
+            ok, state = container_health(client, spec)
+            print(f"{'ok  ' if ok else 'FAIL'} {spec.name}: {state}")
             bad += 0 if ok else 1
     return 1 if bad else 0
 

@@ -580,6 +580,56 @@ def galera_position(client: Any, spec: ContainerSpec) -> dict[str, Any]:
     return json.loads(lines[-1])
 
 
+def container_health(client: Any, spec: ContainerSpec) -> tuple[bool, str]:
+    """Is a planned container running and healthy? Returns (ok, "status, health X").
+
+    A container still "starting" gets its healthcheck run now rather than
+    reported as not ready (the engine's first check waits a whole interval).
+    """
+    try:
+        c = client.containers.get(spec.name)
+    except docker.errors.NotFound:
+        return False, "missing"
+    state = c.attrs["State"]
+    health = state.get("Health", {}).get("Status", "none")
+    if state.get("Running") and health == "starting" and spec.healthcheck:
+        health = "healthy" if run_healthcheck(c, spec.healthcheck.test)[0] else "unhealthy"
+    ok = bool(state.get("Running")) and health in ("healthy", "none")
+    return ok, f"{state.get('Status')}, health {health}"
+
+
+def host_prechecks(client: Any, address: str, ports: dict[int, str], images: list[str]) -> list[str]:
+    """Before a deploy: each port free on ``address`` unless its owning container
+    (``ports``: port -> container name) already holds it, and every image on the
+    host or, for an image named with a registry, in that registry."""
+    problems = []
+    running = {c.name for c in client.containers.list(filters={"label": MANAGED_LABEL})}
+    for port, owner in sorted(ports.items()):
+        if owner in running:
+            continue  # ours already holds it
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind((address, port))
+            except OSError as exc:
+                problems.append(f"port {address}:{port} for {owner} is in use ({exc.strerror})")
+    for ref in images:
+        try:
+            client.images.get(ref)
+            continue
+        except docker.errors.ImageNotFound:
+            pass
+        if not has_registry(ref):
+            problems.append(f"image {ref} is missing (run 'stackyard build')")
+            continue
+        try:
+            client.images.get_registry_data(ref)
+        except docker.errors.APIError as exc:
+            problems.append(f"image {ref} is neither on the host nor in its registry "
+                            f"({exc.explanation or exc}): push it with 'stackyard build --push'")
+    return problems
+
+
 def stop_containers(client: Any, names: list[str] | None = None, timeout: int = 60) -> list[str]:
     """Stop stackyard's containers (all, or those named); returns the names stopped."""
     stopped = []

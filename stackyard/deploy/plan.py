@@ -18,7 +18,8 @@ from stackyard.deploy.inventory import Inventory, load_inventory
 from stackyard.deploy.model import HostPlan, Phase
 from stackyard.deploy.passwords import load_passwords
 from stackyard.deploy.services import (
-    cron, glance, horizon, keystone, loadbalancer, mariadb, memcached, neutron, nova, openvswitch, placement, rabbitmq,
+    cron, glance, horizon, keystone, loadbalancer, mariadb, memcached, neutron, nova, openvswitch, placement,
+    rabbitmq,
 )
 
 NOVA_GROUPS = ("nova-api", "nova-metadata", "nova-scheduler", "nova-conductor", "nova-novncproxy",

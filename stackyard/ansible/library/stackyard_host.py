@@ -30,7 +30,7 @@ from pathlib import Path
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.stackyard_errors import DeployError
 from ansible.module_utils.stackyard_hostapply import (
-    TargetApplier, galera_position, run_healthcheck, stop_containers,
+    TargetApplier, container_health, galera_position, host_prechecks, stop_containers,
 )
 from ansible.module_utils.stackyard_model import MANAGED_LABEL, HostPlan, Step
 
@@ -79,38 +79,6 @@ def store_plan(root: str, data: dict) -> bool:
     tmp.write_text(text)
     os.replace(tmp, path)
     return True
-
-
-def prechecks(client, checks: dict) -> list:
-    """Before a deploy: the engine answers, our ports are free (or ours), images can be had."""
-    import socket
-
-    import docker
-
-    problems = []
-    client.ping()
-    running = {c.name for c in client.containers.list(filters={"label": MANAGED_LABEL})}
-    address = checks.get("address", "0.0.0.0")
-    for port, owner in sorted((int(k), v) for k, v in (checks.get("ports") or {}).items()):
-        if owner in running:
-            continue
-        with socket.socket() as s:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                s.bind((address, port))
-            except OSError as exc:
-                problems.append(f"port {address}:{port} for {owner} is in use ({exc.strerror})")
-    for ref in checks.get("images") or []:
-        try:
-            client.images.get(ref)
-            continue
-        except docker.errors.ImageNotFound:
-            pass
-        try:
-            client.images.get_registry_data(ref)
-        except docker.errors.APIError as exc:
-            problems.append(f"image {ref} is neither on the host nor in its registry ({exc.explanation or exc})")
-    return problems
 
 
 def main() -> None:
@@ -209,7 +177,11 @@ def main() -> None:
             module.exit_json(changed=bool(removed or vols), removed=removed, volumes=vols,
                              detail=f"removed {len(removed)} containers, {len(vols)} volumes")
         elif op == "prechecks":
-            problems = prechecks(client, p["checks"] or {})
+            checks = p["checks"] or {}
+            client.ping()
+            problems = host_prechecks(client, checks.get("address", "0.0.0.0"),
+                                      {int(k): v for k, v in (checks.get("ports") or {}).items()},
+                                      checks.get("images") or [])
             for problem in problems:
                 lines.append(f"FAIL {problem}")
             if problems:
@@ -219,19 +191,10 @@ def main() -> None:
             plan = load_plan(p["config_root"])
             bad = []
             for spec in plan.containers():
-                try:
-                    c = client.containers.get(spec.name)
-                except docker.errors.NotFound:
-                    bad.append(f"{spec.name}: missing")
-                    continue
-                state = c.attrs["State"]
-                health = state.get("Health", {}).get("Status", "none")
-                if state.get("Running") and health == "starting" and spec.healthcheck:
-                    health = "healthy" if run_healthcheck(c, spec.healthcheck.test)[0] else "unhealthy"
-                ok = state.get("Running") and health in ("healthy", "none")
-                lines.append(f"{'ok  ' if ok else 'FAIL'} {spec.name}: {state.get('Status')}, health {health}")
+                ok, state = container_health(client, spec)
+                lines.append(f"{'ok  ' if ok else 'FAIL'} {spec.name}: {state}")
                 if not ok:
-                    bad.append(f"{spec.name}: {state.get('Status')}, health {health}")
+                    bad.append(f"{spec.name}: {state}")
             if bad:
                 module.fail_json(msg="; ".join(bad), lines=lines)
             module.exit_json(changed=False, lines=lines, detail=f"{len(lines)} containers healthy")
