@@ -19,6 +19,7 @@ Everything here but :func:`run` and :func:`resolve_addresses` is pure.
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import os
 import zlib
@@ -261,54 +262,113 @@ def summarise(result: Any, waves: list[Wave]) -> dict[str, Any]:
     }
 
 
-def resolve_addresses(dep: Any, inventories: list[Path]) -> None:
-    """Give every remote host its api_interface_address (inventory, cache, or facts).
+#: The netdev bridge that holds a dedicated tunnel NIC and its address (see
+#: services/openvswitch.py); facts find the address there once it has moved.
+TUNNEL_BRIDGE = "br-phy"
 
-    kolla-ansible reads the address of ``api_interface`` from Ansible's facts
-    on every run; we gather them once and cache them beside the config
-    (``.stackyard/addresses.json``) so a no-op deploy does not pay for it.
+
+def host_interface(dep: Any, hostvars: dict[str, Any], key: str) -> str:
+    """The interface ``key`` (api_interface, tunnel_interface) names on one host.
+
+    Globals are rendered once, so a host's own ``network_interface`` only
+    reaches ``key`` here: it applies when ``key`` is left at its default
+    (the global network_interface), as in kolla-ansible.
     """
+    if hostvars.get(key):
+        return str(hostvars[key])
+    if hostvars.get("network_interface") and dep.variables.get(key) == dep.variables.get("network_interface"):
+        return str(hostvars["network_interface"])
+    return str(dep.variables.get(key) or dep.variables["network_interface"])
+
+
+def _ipv4_cidr(facts: dict[str, Any], iface: str) -> str:
+    """``address/prefix`` of ``iface`` in Ansible's network facts, or ''."""
+    info = (facts.get(f"ansible_{iface.replace('-', '_')}") or {}).get("ipv4") or {}
+    if not info.get("address"):
+        return ""
+    prefix = info.get("prefix") or ipaddress.IPv4Network(f"0.0.0.0/{info.get('netmask', '255.255.255.255')}").prefixlen
+    return f"{info['address']}/{prefix}"
+
+
+def resolve_addresses(dep: Any, inventories: list[Path]) -> None:
+    """Give every remote host its api_interface_address (inventory, cache, or facts),
+    and its tunnel_interface_address when tunnels use a NIC of their own.
+
+    kolla-ansible reads these addresses from Ansible's facts on every run; we
+    gather them once and cache them beside the config
+    (``.stackyard/addresses.json``) so a no-op deploy does not pay for it.
+
+    A tunnel NIC other than api_interface, on a host running Open vSwitch,
+    becomes the tunnel endpoint: its address moves into the ``br-phy``
+    bridge (userspace tunnelling), so the host gets ``tunnel_interface``,
+    ``tunnel_interface_address`` and ``tunnel_interface_cidr``. Facts look for
+    the address on ``br-phy`` once it has moved there.
+    """
+    from stackyard.deploy.plan import hosts_for
+
     cache_path = dep.configdir / STATE_DIR / "addresses.json"
     try:
         cache: dict[str, dict[str, str]] = json.loads(cache_path.read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         cache = {}
-    missing: dict[str, str] = {}
+    ovs_hosts = set(hosts_for(dep.inventory, "openvswitch")) if "openvswitch" in dep.enabled else set()
+    wanted: dict[str, dict[str, str]] = {}  # host -> {role: interface}
     for host in dep.remote_hosts:
         hv = dep.inventory.hosts[host]
-        if hv.get("api_interface_address"):
-            continue
-        iface = str(hv.get("api_interface") or hv.get("network_interface") or dep.variables["api_interface"])
-        addr = cache.get(host, {}).get(iface)
-        if addr:
+        api = host_interface(dep, hv, "api_interface")
+        roles = {} if hv.get("api_interface_address") else {"api": api}
+        tunnel = host_interface(dep, hv, "tunnel_interface")
+        if host in ovs_hosts and tunnel != api:
+            roles["tunnel"] = tunnel
+        wanted[host] = roles
+    shared = sorted(h for h in ovs_hosts & set(dep.remote_hosts) if "tunnel" not in wanted[h])
+    if len(ovs_hosts) > 1 and shared:
+        dep.warnings.append(
+            f"tunnel_interface is api_interface on {', '.join(shared)}: tenant (VXLAN) networks will not reach "
+            f"other hosts on Open vSwitch's userspace datapath; give tunnels a NIC of their own")
+
+    def apply(host: str, role: str, cidr: str) -> None:
+        hv = dep.inventory.hosts[host]
+        addr = cidr.split("/")[0]
+        if role == "api":
             hv["api_interface_address"] = addr
         else:
-            missing[host] = iface
+            hv["tunnel_interface"] = wanted[host]["tunnel"]
+            hv["tunnel_interface_address"] = addr
+            hv["tunnel_interface_cidr"] = cidr
+
+    missing: dict[str, dict[str, str]] = {}
+    for host, roles in wanted.items():
+        for role, iface in roles.items():
+            cached = cache.get(host, {}).get(iface, "")
+            if cached and (role == "api" or "/" in cached):
+                apply(host, role, cached)
+            else:
+                missing.setdefault(host, {})[role] = iface
     if not missing:
         return
     from stackyard.ansible.runner import PLAYBOOKS, run_playbook
 
     result = run_playbook(PLAYBOOKS / "gather-addresses.yml", inventories, limit=",".join(sorted(missing)),
                           quiet=True)
+    seen: set[str] = set()
     for t in result.tasks:
         facts = (t.get("result") or {}).get("ansible_facts") or {}
         host = t["host"]
-        if host not in missing:
+        if host not in missing or not facts:
             continue
-        iface = missing[host]
-        info = facts.get(f"ansible_{iface.replace('-', '_')}") or {}
-        addr = (info.get("ipv4") or {}).get("address")
-        if not addr:
-            raise DeployError(f"host {host}: interface {iface} (api_interface) has no IPv4 address "
-                              f"(or the host is unreachable: {result.first_error() or 'no facts'})")
-        cache.setdefault(host, {})[iface] = addr
-        dep.inventory.hosts[host]["api_interface_address"] = addr
-    unresolved = sorted(h for h in missing if not dep.inventory.hosts[h].get("api_interface_address"))
+        seen.add(host)
+        for role, iface in missing[host].items():
+            cidr = _ipv4_cidr(facts, iface) or (_ipv4_cidr(facts, TUNNEL_BRIDGE) if role == "tunnel" else "")
+            if not cidr:
+                raise DeployError(f"host {host}: interface {iface} ({role}_interface) has no IPv4 address")
+            cache.setdefault(host, {})[iface] = cidr
+            apply(host, role, cidr)
+    unresolved = sorted(set(missing) - seen)
     if unresolved:
-        raise DeployError(f"cannot read the api_interface address of {', '.join(unresolved)}: "
+        raise DeployError(f"cannot read the interface addresses of {', '.join(unresolved)}: "
                           f"{result.first_error() or 'no facts returned'}")
     write_private(cache_path, json.dumps(cache, indent=2, sort_keys=True) + "\n")
-
 
 
 def render_op_playbook(hosts: list[str], op: str, config_root: str, args: dict[str, Any] | None = None,

@@ -101,6 +101,9 @@ OPTIONS: dict[str, Option] = _opts(
            "Default interface for all networks unless a more specific one is set."),
     Option("api_interface", str, "{{ network_interface }}",
            "Interface API services listen on."),
+    Option("tunnel_interface", str, "{{ network_interface }}",
+           "Interface tenant (VXLAN) tunnels use. On Open vSwitch's userspace datapath a NIC other than "
+           "api_interface is needed between hosts: its address moves into the br-phy bridge."),
     Option("neutron_external_interface", str, "",
            "Interface handed to Neutron for provider/external networks (no address on it)."),
     # --- services -----------------------------------------------------------

@@ -53,6 +53,9 @@ class TestbedConfig:
             raise TestbedError(f"test bed subnet '{self.subnet}': {exc}") from None
         if net.prefixlen > 24 or not net.is_private:
             raise TestbedError(f"test bed subnet '{self.subnet}': must be a private /24 or larger")
+        if not self.tunnel_network.is_private:
+            raise TestbedError(f"test bed subnet '{self.subnet}': the tunnel subnet after it "
+                               f"({self.tunnel_network}) is not private; pick a lower subnet")
 
     # ---------------------------------------------------------------- names
     @property
@@ -66,6 +69,15 @@ class TestbedConfig:
     def veth(self, index: int) -> str:
         """The bridge-side end of node ``index``'s veth (inside the netns)."""
         return f"{self.prefix}-n{index}"
+
+    @property
+    def tunnel_bridge(self) -> str:
+        """The second L2 segment: the nodes' tunnel NICs (eth1), no deploy host address."""
+        return f"{self.prefix}-tb"
+
+    def tunnel_veth(self, index: int) -> str:
+        """The tunnel-bridge-side end of node ``index``'s eth1."""
+        return f"{self.prefix}-t{index}"
 
     def container(self, index: int) -> str:
         return f"{self.prefix}-node{index}"
@@ -95,6 +107,25 @@ class TestbedConfig:
         return f"{address}/{self.network.prefixlen}"
 
     @property
+    def tunnel_network(self) -> ipaddress.IPv4Network:
+        """The tunnel NICs' subnet: the next block of the node subnet's size.
+
+        A separate subnet (and segment), as a dedicated tunnel network is on
+        real hosts: Neutron's VXLAN runs over it, and on Open vSwitch's
+        userspace datapath its address moves into an OVS bridge, which must
+        not take the management (SSH, API) address with it.
+        """
+        net = self.network
+        return ipaddress.IPv4Network((int(net.network_address) + net.num_addresses, net.prefixlen))
+
+    def node_tunnel_address(self, index: int) -> str:
+        check_index(index)
+        return str(self.tunnel_network.network_address + FIRST_NODE_OFFSET + index)
+
+    def tunnel_cidr(self, address: str) -> str:
+        return f"{address}/{self.tunnel_network.prefixlen}"
+
+    @property
     def node_registry(self) -> str:
         """Registry address as the nodes see it (the forwarder in the netns)."""
         return f"{self.gateway}:{NODE_REGISTRY_PORT}"
@@ -114,6 +145,11 @@ class TestbedConfig:
         """
         digest = hashlib.sha256(self.prefix.encode()).digest()
         return f"02:53:{digest[0]:02x}:{digest[1]:02x}:00:{index:02x}"
+
+    def tunnel_mac(self, index: int) -> str:
+        """A fixed MAC for node ``index``'s eth1 (0: the tunnel bridge)."""
+        digest = hashlib.sha256(self.prefix.encode()).digest()
+        return f"02:53:{digest[0]:02x}:{digest[1]:02x}:01:{index:02x}"
 
     # ---------------------------------------------------------------- files
     @property

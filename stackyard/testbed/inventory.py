@@ -52,7 +52,7 @@ def host_line(cfg: TestbedConfig, index: int) -> str:
     return (f"{cfg.hostname(index)} ansible_host={cfg.node_address(index)} ansible_user=root "
             f"ansible_ssh_private_key_file={cfg.key_file} "
             f"ansible_python_interpreter=/usr/bin/python3 "
-            f"api_interface=eth0 network_interface=eth0")
+            f"api_interface=eth0 network_interface=eth0 tunnel_interface=eth1")
 
 
 def render_inventory(cfg: TestbedConfig, count: int) -> str:

@@ -1,4 +1,8 @@
-"""The test bed's network: a namespace with a bridge, one veth per node.
+"""The test bed's network: a namespace with two bridges, two veths per node.
+
+The first bridge is the management network (eth0 in every node, plus the
+deploy host's address); the second is a dedicated tunnel network (eth1, no
+deploy host address) for Neutron's VXLAN between nodes.
 
 Nothing here touches the root network namespace: the bridge and the
 bridge-side veth ends are created inside the test bed namespace, and the other
@@ -43,27 +47,36 @@ def bridge_cmds(cfg: TestbedConfig) -> list[Cmd]:
                        "stp_state", "0"]),
         in_netns(cfg, ["ip", "addr", "replace", cfg.cidr(cfg.gateway), "dev", cfg.bridge]),
         in_netns(cfg, ["ip", "link", "set", cfg.bridge, "up"]),
+        in_netns(cfg, ["ip", "link", "add", cfg.tunnel_bridge, "address", cfg.tunnel_mac(0), "type", "bridge",
+                       "mcast_snooping", "0", "stp_state", "0"]),
+        in_netns(cfg, ["ip", "link", "set", cfg.tunnel_bridge, "up"]),
     ]
 
 
 def plumb_cmds(cfg: TestbedConfig, index: int, pid: int) -> list[Cmd]:
-    """Create node ``index``'s veth pair and address its eth0 (container PID ``pid``)."""
-    veth = cfg.veth(index)
+    """Create node ``index``'s veth pairs and address eth0 and eth1 (container PID ``pid``)."""
+    veth, tveth = cfg.veth(index), cfg.tunnel_veth(index)
     return [
         in_netns(cfg, ["ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0",
                        "address", cfg.mac(index), "netns", str(pid)]),
         in_netns(cfg, ["ip", "link", "set", veth, "master", cfg.bridge, "up"]),
+        in_netns(cfg, ["ip", "link", "add", tveth, "type", "veth", "peer", "name", "eth1",
+                       "address", cfg.tunnel_mac(index), "netns", str(pid)]),
+        in_netns(cfg, ["ip", "link", "set", tveth, "master", cfg.tunnel_bridge, "up"]),
         in_node(pid, ["ip", "link", "set", "lo", "up"]),
         in_node(pid, ["ip", "addr", "replace", cfg.cidr(cfg.node_address(index)), "dev", "eth0"]),
         in_node(pid, ["ip", "link", "set", "eth0", "up"]),
+        in_node(pid, ["ip", "addr", "replace", cfg.tunnel_cidr(cfg.node_tunnel_address(index)), "dev", "eth1"]),
+        in_node(pid, ["ip", "link", "set", "eth1", "up"]),
     ]
 
 
 def unplumb_cmds(cfg: TestbedConfig, index: int, pid: int | None) -> list[Cmd]:
-    """Remove a (possibly half-made) veth pair; errors are expected and ignored."""
-    cmds = [in_netns(cfg, ["ip", "link", "del", cfg.veth(index)])]
+    """Remove (possibly half-made) veth pairs; errors are expected and ignored."""
+    cmds = [in_netns(cfg, ["ip", "link", "del", cfg.veth(index)]),
+            in_netns(cfg, ["ip", "link", "del", cfg.tunnel_veth(index)])]
     if pid:
-        cmds.append(in_node(pid, ["ip", "link", "del", "eth0"]))
+        cmds += [in_node(pid, ["ip", "link", "del", "eth0"]), in_node(pid, ["ip", "link", "del", "eth1"])]
     return cmds
 
 
@@ -92,18 +105,30 @@ def ensure_bridge(cfg: TestbedConfig) -> bool:
     run(cmds[0])
     if not link_exists(cfg, cfg.bridge):
         run(cmds[1])
-    for cmd in cmds[2:]:
-        run(cmd)
+    run(cmds[2])
+    run(cmds[3])
+    if not link_exists(cfg, cfg.tunnel_bridge):
+        run(cmds[4])
+    run(cmds[5])
     return created
 
 
 def is_plumbed(cfg: TestbedConfig, index: int, pid: int) -> bool:
-    """True when the node's eth0 is up with its address and its peer is on the bridge."""
+    """True when eth0 is up with its address, eth1 exists, and their peers are on the bridges.
+
+    eth1's address is not checked: a deploy moves it into an Open vSwitch
+    bridge (userspace tunnelling), and re-plumbing must not undo that.
+    """
     node = run(in_node(pid, ["ip", "-o", "addr", "show", "dev", "eth0"]), check=False)
     if node.returncode != 0 or f" {cfg.cidr(cfg.node_address(index))} " not in node.stdout:
         return False
-    peer = run(in_netns(cfg, ["ip", "-o", "link", "show", cfg.veth(index)]), check=False)
-    return peer.returncode == 0 and f"master {cfg.bridge}" in peer.stdout and ",UP" in peer.stdout
+    if run(in_node(pid, ["ip", "link", "show", "eth1"]), check=False).returncode != 0:
+        return False
+    for veth, bridge in ((cfg.veth(index), cfg.bridge), (cfg.tunnel_veth(index), cfg.tunnel_bridge)):
+        peer = run(in_netns(cfg, ["ip", "-o", "link", "show", veth]), check=False)
+        if peer.returncode != 0 or f"master {bridge}" not in peer.stdout or ",UP" not in peer.stdout:
+            return False
+    return True
 
 
 def plumb(cfg: TestbedConfig, index: int, pid: int) -> bool:
@@ -119,11 +144,13 @@ def plumb(cfg: TestbedConfig, index: int, pid: int) -> bool:
 
 def unplumb(cfg: TestbedConfig, index: int) -> None:
     if netns_exists(cfg):
-        run(unplumb_cmds(cfg, index, None)[0], check=False)
+        for cmd in unplumb_cmds(cfg, index, None):
+            run(cmd, check=False)
 
 
 def remove_netns(cfg: TestbedConfig) -> None:
     """Delete the namespace (its bridge and veth ends go with it)."""
     if netns_exists(cfg):
         run(in_netns(cfg, ["ip", "link", "del", cfg.bridge]), check=False)
+        run(in_netns(cfg, ["ip", "link", "del", cfg.tunnel_bridge]), check=False)
         run(["ip", "netns", "del", cfg.netns])

@@ -3,9 +3,11 @@
 node1 is control + network (APIs, MariaDB, RabbitMQ, the Neutron agents),
 node2 is compute only (nova-compute, libvirt, Open vSwitch and its agent).
 Checks placement, that every service reports from its own host, that a server
-goes ACTIVE on the compute host, and that a re-deploy changes nothing. Guest
-networking across hosts is not checked: tenant VXLAN on Open vSwitch's
-userspace datapath needs the tunnel address on an OVS bridge (docs/multinode.md).
+on the compute host gets its address (DHCP) and metadata from node1's agents
+over a tenant VXLAN network and answers ping from node1's router, that the
+tunnel survives a restart of Open vSwitch, and that a re-deploy changes
+nothing. Tunnels run over the nodes' second NIC (eth1, tunnel_interface),
+whose address the deploy moves into the br-phy bridge (userspace datapath).
 """
 
 from __future__ import annotations
@@ -118,23 +120,76 @@ def test_every_service_reports_from_its_own_host(cloud):
             ("DHCP agent", "node1"), ("Metadata agent", "node1")} <= alive
 
 
-def test_a_server_goes_active_on_the_compute_host(cloud):
+def wait_for(predicate, timeout: float, what: str, interval: float = 3.0):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last: {last!r}")
+
+
+def on_node(node: str, *cmd: str, check: bool = False) -> subprocess.CompletedProcess:
+    return sh(["docker", "exec", f"{PREFIX}-{node}", *cmd], check=check, timeout=120)
+
+
+def test_the_tunnel_address_moved_into_br_phy(cloud):
+    for node, addr in (("node1", "10.254.1.11/24"), ("node2", "10.254.1.12/24")):
+        assert addr in on_node(node, "ip", "-4", "-o", "addr", "show", "dev", "br-phy", check=True).stdout
+        assert "inet " not in on_node(node, "ip", "-4", "-o", "addr", "show", "dev", "eth1", check=True).stdout
+        ports = on_node(node, "docker", "exec", "openvswitch_vswitchd", "ovs-vsctl", "list-ports", "br-phy",
+                        check=True).stdout.split()
+        assert ports == ["eth1"]
+
+
+def test_a_server_on_the_compute_host_gets_dhcp_metadata_and_answers_ping(cloud):
     # the guest is built on this machine (Debian mirror), uploaded from the deploy host
     sh([sys.executable, "-m", "stackyard.cli", "guest-image"], timeout=900)
     stackyard("guest-image", "--upload", "--configdir", str(cloud["configdir"]), netns=True)
     openstack(cloud, "network", "create", "mc-net")
-    openstack(cloud, "subnet", "create", "mc-subnet", "--network", "mc-net", "--subnet-range", "192.168.77.0/24")
-    openstack(cloud, "flavor", "create", "--ram", "128", "--disk", "0", "--vcpus", "1", "mc-tiny")
+    openstack(cloud, "subnet", "create", "mc-subnet", "--network", "mc-net", "--subnet-range", "192.168.77.0/24",
+              "--dns-nameserver", "0.0.0.0")
+    router = json.loads(openstack(cloud, "router", "create", "mc-router", "-f", "json"))
+    openstack(cloud, "router", "add", "subnet", "mc-router", "mc-subnet")
+    project = json.loads(openstack(cloud, "project", "show", "admin", "-f", "json"))["id"]
+    sg = [g for g in json.loads(openstack(cloud, "security", "group", "list", "--project", project, "-f", "json"))
+          if g["Name"] == "default"][0]["ID"]
+    openstack(cloud, "security", "group", "rule", "create", "--protocol", "icmp", "--ingress", sg)
+    openstack(cloud, "flavor", "create", "--ram", "192", "--disk", "1", "--vcpus", "1", "mc-tiny")
+    t0 = time.monotonic()
     openstack(cloud, "server", "create", "--image", "stackyard-guest", "--flavor", "mc-tiny",
               "--network", "mc-net", "mc-vm")
-    deadline = time.monotonic() + 300
-    while True:
-        show = json.loads(openstack(cloud, "server", "show", "mc-vm", "-f", "json"))
-        if show["status"] in ("ACTIVE", "ERROR") or time.monotonic() > deadline:
-            break
-        time.sleep(3)
+    show = wait_for(lambda: (lambda s: s if s["status"] in ("ACTIVE", "ERROR") else None)(
+        json.loads(openstack(cloud, "server", "show", "mc-vm", "-f", "json"))), 300, "mc-vm to leave BUILD")
     assert show["status"] == "ACTIVE", show.get("fault")
     assert show["OS-EXT-SRV-ATTR:host"] == "node2"
+    print(f"mc-vm ACTIVE on node2 after {time.monotonic() - t0:.0f}s")
+    fixed = re.search(r"192\.168\.77\.\d+", json.dumps(show["addresses"])).group(0)
+
+    def banner():
+        log = openstack(cloud, "console", "log", "show", "mc-vm")
+        m = re.search(r"stackyard-guest: hostname=(\S+) address=(\S+)", log)
+        return m and m.groups()
+
+    # DHCP (node1's dnsmasq) and metadata (node1's proxy) cross the tunnel
+    hostname, address = wait_for(banner, 600, "the guest banner on mc-vm's console")
+    print(f"mc-vm banner after {time.monotonic() - t0:.0f}s: {hostname} {address}")
+    assert address.split("/")[0] == fixed and hostname.startswith("mc-vm")
+
+    qrouter = f"qrouter-{router['id']}"
+
+    def ping() -> bool:
+        return on_node("node1", "ip", "netns", "exec", qrouter, "ping", "-c", "1", "-W", "2",
+                       fixed).returncode == 0
+
+    wait_for(ping, 120, f"ping {fixed} (node2) from {qrouter} (node1)")
+    # the tunnel endpoint comes back when Open vSwitch restarts (its bridge port is a tap)
+    on_node("node2", "docker", "restart", "openvswitch_vswitchd", check=True)
+    wait_for(lambda: "10.254.1.12/24" in on_node("node2", "ip", "-4", "-o", "addr", "show", "dev",
+                                                   "br-phy").stdout, 60, "br-phy's address on node2")
+    wait_for(ping, 180, f"ping {fixed} after restarting node2's ovs-vswitchd")
     openstack(cloud, "server", "delete", "--wait", "mc-vm")
 
 

@@ -1,6 +1,12 @@
 """Open vSwitch on the userspace (netdev) datapath: this kernel has no
 openvswitch module. ovsdb-server and ovs-vswitchd run in their own containers
-and share /run/openvswitch; the provider bridge br-ex gets the deploy's veth."""
+and share /run/openvswitch; the provider bridge br-ex gets the deploy's veth.
+
+Userspace tunnelling sends and receives VXLAN through an OVS bridge, so on a
+host with a tunnel NIC of its own (``tunnel_interface_cidr``, set by
+multihost.resolve_addresses) ovs-vswitchd-start puts that NIC in the netdev
+bridge ``br-phy`` and moves its address there, on every start (the bridge's
+port is a tap that goes away with ovs-vswitchd)."""
 
 from __future__ import annotations
 
@@ -8,6 +14,8 @@ from stackyard.deploy.context import PlanContext
 from stackyard.deploy.model import Phase, Step
 
 RUN_VOLUME = "openvswitch_run:/run/openvswitch/"
+#: the netdev bridge holding a dedicated tunnel NIC (as in OVS's userspace-tunneling guide)
+TUNNEL_BRIDGE = "br-phy"
 DB = "/var/lib/openvswitch/conf.db"
 
 
@@ -22,12 +30,9 @@ def plan(ctx: PlanContext) -> Phase:
               f"exec ovsdb-server {DB} --remote=punix:/run/openvswitch/db.sock "
               f"--remote=ptcp:{port}:{addr} --pidfile=/run/openvswitch/ovsdb-server.pid'")
     ctx.add_config_json("openvswitch-db-server", db_cmd, [])
-    # userspace-tso-enable: read virtio offload metadata from tap/AF_PACKET ports so
-    # partially checksummed guest packets are not "invalid" for userspace conntrack
-    # (the openvswitch security-group firewall would drop every TCP/ICMP packet)
-    vs_cmd = ("sh -c 'ovs-vsctl --no-wait init && ovs-vsctl --no-wait set Open_vSwitch . "
-              "other_config:userspace-tso-enable=true && exec ovs-vswitchd unix:/run/openvswitch/db.sock "
-              "--pidfile=/run/openvswitch/ovs-vswitchd.pid'")
+    vs_cmd = "ovs-vswitchd-start"
+    if v.get("tunnel_interface_cidr"):
+        vs_cmd += f" {TUNNEL_BRIDGE} {v['tunnel_interface']} {v['tunnel_interface_cidr']}"
     ctx.add_config_json("openvswitch-vswitchd", vs_cmd, [])
     db = ctx.container("openvswitch_db", "openvswitch-db-server", "openvswitch-db-server",
                        volumes=[RUN_VOLUME, "openvswitch_db:/var/lib/openvswitch/"],

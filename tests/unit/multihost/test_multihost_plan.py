@@ -349,3 +349,80 @@ def test_nova_bootstrap_reruns_when_cell1_urls_change(tmp_path):
 
     assert bootstrap_hash({}) == bootstrap_hash({})
     assert bootstrap_hash({}) != bootstrap_hash({"rabbitmq_port": 5673})
+
+
+def _gathered(monkeypatch, facts: dict[str, dict]) -> list[str]:
+    """Make the facts playbook return ``facts`` per host; returns the limits it was run with."""
+    from stackyard.ansible.runner import PlaybookResult
+
+    calls: list[str] = []
+
+    def fake_run(playbook, inventories, limit=None, **kwargs):
+        calls.append(limit)
+        tasks = [{"host": h, "result": {"ansible_facts": f}} for h, f in facts.items() if h in limit.split(",")]
+        return PlaybookResult(rc=0, tasks=tasks)
+
+    monkeypatch.setattr("stackyard.ansible.runner.run_playbook", fake_run)
+    return calls
+
+
+def _ipv4(addr: str) -> dict:
+    return {"ipv4": {"address": addr, "netmask": "255.255.255.0", "prefix": "24"}}
+
+
+def test_a_tunnel_nic_of_its_own_moves_into_br_phy_and_is_local_ip(tmp_path, monkeypatch):
+    """Open vSwitch hosts tunnel from tunnel_interface's address, held by the br-phy bridge."""
+    cloud = {"enable_glance": True, "enable_placement": True, "enable_nova": True, "enable_neutron": True,
+             "tunnel_interface": "eth1"}
+    dep = multinode(tmp_path, extra=cloud)
+    inv = tmp_path / "multinode"
+    inv.write_text(inventory_text(NODES, compute=["node3"]))
+    dep = plan_mod.load(dep.configdir, [inv])
+    facts = {h: {"ansible_eth0": _ipv4(a), "ansible_eth1": _ipv4(a.replace(".0.", ".1."))} for h, a in NODES.items()}
+    # node2 has been deployed before: eth1's address already sits on br-phy
+    facts["node2"] = {"ansible_eth0": _ipv4(NODES["node2"]), "ansible_eth1": {"ipv4": None},
+                      "ansible_br_phy": _ipv4("10.250.1.12")}
+    calls = _gathered(monkeypatch, facts)
+    multihost.resolve_addresses(dep, [inv])
+    plan_mod.make_plans(dep)
+    assert calls == ["node1,node2,node3"]
+    for host, tunnel in (("node1", "10.250.1.11"), ("node2", "10.250.1.12"), ("node3", "10.250.1.13")):
+        plan = dep.plans[host]
+        assert f"local_ip = {tunnel}\n" in file_text(plan, "neutron-openvswitch-agent/openvswitch_agent.ini")
+        command = json.loads(file_text(plan, "openvswitch-vswitchd/config.json"))["command"]
+        assert command == f"ovs-vswitchd-start br-phy eth1 {tunnel}/24"
+        # the management address stays where it is
+        assert f"of_listen_address = {NODES[host]}" in file_text(plan, "neutron-openvswitch-agent/openvswitch_agent.ini")
+    assert not dep.warnings
+    # cached: the next run gathers nothing
+    dep = plan_mod.load(dep.configdir, [inv])
+    calls.clear()
+    multihost.resolve_addresses(dep, [inv])
+    plan_mod.make_plans(dep)
+    assert calls == []
+    assert "local_ip = 10.250.1.12\n" in file_text(dep.plans["node2"], "neutron-openvswitch-agent/openvswitch_agent.ini")
+
+
+def test_tunnels_over_the_management_nic_warn_and_make_no_bridge(tmp_path):
+    cloud = {"enable_glance": True, "enable_placement": True, "enable_nova": True, "enable_neutron": True}
+    dep = multinode(tmp_path, extra=cloud)
+    dep = plan_mod.load(dep.configdir, [tmp_path / "multinode"])
+    multihost.resolve_addresses(dep, [tmp_path / "multinode"])  # addresses are in the inventory
+    plan_mod.make_plans(dep)
+    plan = dep.plans["node2"]
+    assert json.loads(file_text(plan, "openvswitch-vswitchd/config.json"))["command"] == "ovs-vswitchd-start"
+    assert "local_ip = 10.250.0.12\n" in file_text(plan, "neutron-openvswitch-agent/openvswitch_agent.ini")
+    assert any("tunnel_interface is api_interface" in w for w in dep.warnings)
+
+
+def test_a_host_without_the_tunnel_address_is_named(tmp_path, monkeypatch):
+    from stackyard.errors import DeployError
+
+    cloud = {"enable_neutron": True, "tunnel_interface": "eth1"}
+    dep = multinode(tmp_path, extra=cloud)
+    dep = plan_mod.load(dep.configdir, [tmp_path / "multinode"])
+    facts = {h: {"ansible_eth1": _ipv4(a.replace(".0.", ".1."))} for h, a in NODES.items()}
+    facts["node3"] = {"ansible_eth1": {}}
+    _gathered(monkeypatch, facts)
+    with pytest.raises(DeployError, match=r"host node3: interface eth1 \(tunnel_interface\) has no IPv4"):
+        multihost.resolve_addresses(dep, [tmp_path / "multinode"])

@@ -18,6 +18,9 @@ def test_bridge_commands_stay_in_the_namespace() -> None:
     assert add[4:] == ["ip", "link", "add", "sytbe-br", "address", CFG.mac(0), "type", "bridge", "mcast_snooping", "0",
                        "stp_state", "0"]
     assert ["ip", "addr", "replace", "10.250.0.1/24", "dev", "sytbe-br"] == cmds[2][4:]
+    # the tunnel bridge has no deploy host address
+    assert cmds[4][4:8] == ["ip", "link", "add", "sytbe-tb"]
+    assert not any("addr" in c and "sytbe-tb" in c for c in cmds)
 
 
 def test_plumb_commands() -> None:
@@ -26,14 +29,21 @@ def test_plumb_commands() -> None:
     assert cmds[0] == ["ip", "netns", "exec", "sytbe", "ip", "link", "add", "sytbe-n2", "type", "veth",
                        "peer", "name", "eth0", "address", CFG.mac(2), "netns", "4242"]
     assert cmds[1][4:] == ["ip", "link", "set", "sytbe-n2", "master", "sytbe-br", "up"]
-    assert cmds[3] == ["nsenter", "--net=/proc/4242/ns/net", "ip", "addr", "replace", "10.250.0.12/24",
-                       "dev", "eth0"]
+    assert cmds[2] == ["ip", "netns", "exec", "sytbe", "ip", "link", "add", "sytbe-t2", "type", "veth",
+                       "peer", "name", "eth1", "address", CFG.tunnel_mac(2), "netns", "4242"]
+    assert cmds[3][4:] == ["ip", "link", "set", "sytbe-t2", "master", "sytbe-tb", "up"]
+    node = [c[2:] for c in cmds if c[0] == "nsenter"]
+    assert ["ip", "addr", "replace", "10.250.0.12/24", "dev", "eth0"] in node
+    # the tunnel NIC is on its own segment and subnet (the block after the node subnet)
+    assert ["ip", "addr", "replace", "10.250.1.12/24", "dev", "eth1"] in node
+    assert CFG.mac(2) != CFG.tunnel_mac(2)
     assert not any("route" in c for c in cmds)
 
 
 def test_unplumb_commands() -> None:
-    assert net.unplumb_cmds(CFG, 1, None) == [["ip", "netns", "exec", "sytbe", "ip", "link", "del", "sytbe-n1"]]
-    assert len(net.unplumb_cmds(CFG, 1, 7)) == 2
+    assert net.unplumb_cmds(CFG, 1, None) == [["ip", "netns", "exec", "sytbe", "ip", "link", "del", "sytbe-n1"],
+                                              ["ip", "netns", "exec", "sytbe", "ip", "link", "del", "sytbe-t1"]]
+    assert len(net.unplumb_cmds(CFG, 1, 7)) == 4
 
 
 def test_container_spec(monkeypatch) -> None:  # type: ignore[no-untyped-def]

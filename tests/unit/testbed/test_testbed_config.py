@@ -46,6 +46,14 @@ def test_bad_subnet(subnet: str) -> None:
 def test_other_subnet() -> None:
     cfg = TestbedConfig(subnet="10.251.0.0/24")
     assert cfg.gateway == "10.251.0.1" and cfg.node_address(4) == "10.251.0.14"
+    assert cfg.node_tunnel_address(4) == "10.251.1.14" and cfg.tunnel_cidr("10.251.1.14") == "10.251.1.14/24"
+    wide = TestbedConfig(subnet="10.8.0.0/16")
+    assert str(wide.tunnel_network) == "10.9.0.0/16"
+
+
+def test_tunnel_subnet_must_stay_private() -> None:
+    with pytest.raises(TestbedError, match="tunnel subnet"):
+        TestbedConfig(subnet="192.168.255.0/24")
 
 
 @pytest.mark.parametrize("name,index", [("node1", 1), ("node12", 12), ("3", 3)])

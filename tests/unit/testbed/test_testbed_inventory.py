@@ -45,6 +45,7 @@ def test_host_vars(tmp_path: Path) -> None:
     assert hv["ansible_ssh_private_key_file"] == "/srv/tb/id_ed25519"
     assert hv["ansible_python_interpreter"] == "/usr/bin/python3"
     assert hv["api_interface"] == hv["network_interface"] == "eth0"
+    assert hv["tunnel_interface"] == "eth1"
     assert "StrictHostKeyChecking=no" in hv["ansible_ssh_common_args"]
     assert inv.hosts["localhost"]["ansible_connection"] == "local"
     # SSH control sockets per test bed: two beds use the same node addresses
