@@ -111,8 +111,12 @@ def test_ssh_from_namespace(bed: Bed) -> None:
 def test_nodes_reach_each_other_and_nothing_else(bed: Bed) -> None:
     bed.ssh("node1", "ping -c 2 -W 2 10.250.0.12")
     bed.ssh("node1", "ping -c 1 -W 2 node2")          # /etc/hosts from the test bed
-    routes = bed.ssh("node1", "ip -4 route").stdout.strip().splitlines()
-    assert len(routes) == 1 and routes[0].startswith("10.250.0.0/24 dev eth0"), routes
+    # the second NIC: a tunnel segment of its own, the next /24, no deploy host on it
+    bed.ssh("node1", "ping -c 2 -W 2 -I eth1 10.250.1.12")
+    assert bed.ssh("node1", "ping -c 1 -W 1 10.250.1.1", check=False).returncode != 0
+    routes = sorted(bed.ssh("node1", "ip -4 route").stdout.strip().splitlines())
+    assert len(routes) == 2, routes
+    assert routes[0].startswith("10.250.0.0/24 dev eth0") and routes[1].startswith("10.250.1.0/24 dev eth1")
     # a route lookup only: no packet leaves
     lookup = bed.ssh("node1", "ip -4 route get 192.0.2.1", check=False)
     assert lookup.returncode != 0 and "unreachable" in lookup.stderr.lower()
@@ -162,6 +166,7 @@ def test_stop_and_start_replumbs(bed: Bed) -> None:
     assert status["nodes"]["node2"]["running"] and status["nodes"]["node2"]["plumbed"]
     assert bed.ssh("node2", "hostname").stdout.strip() == "node2"
     bed.ssh("node1", "ping -c 2 -W 2 10.250.0.12")
+    bed.ssh("node1", "ping -c 2 -W 2 10.250.1.12")
     # docker was enabled by bootstrap-servers: it starts at boot, with its images kept
     deadline = time.monotonic() + 30
     while bed.ssh("node2", "docker info >/dev/null 2>&1", check=False).returncode != 0:
