@@ -4,7 +4,8 @@ node1 is control + network (APIs, MariaDB, RabbitMQ, the Neutron agents),
 node2 is compute only (nova-compute, libvirt, Open vSwitch and its agent).
 Checks placement, that every service reports from its own host, that a server
 on the compute host gets its address (DHCP) and metadata from node1's agents
-over a tenant VXLAN network and answers ping from node1's router, that the
+over a tenant VXLAN network, answers ping from node1's router and on its
+floating IP from node1's public network, that the
 tunnel survives a restart of Open vSwitch, and that a re-deploy changes
 nothing. Tunnels run over the nodes' second NIC (eth1, tunnel_interface),
 whose address the deploy moves into the br-phy bridge (userspace datapath).
@@ -154,15 +155,19 @@ def test_a_server_on_the_compute_host_gets_dhcp_metadata_and_answers_ping(cloud)
     router = json.loads(openstack(cloud, "router", "create", "mc-router", "-f", "json"))
     openstack(cloud, "router", "add", "subnet", "mc-router", "mc-subnet")
     project = json.loads(openstack(cloud, "project", "show", "admin", "-f", "json"))["id"]
-    sg = [g for g in json.loads(openstack(cloud, "security", "group", "list", "--project", project, "-f", "json"))
-          if g["Name"] == "default"][0]["ID"]
+    groups = json.loads(openstack(cloud, "security", "group", "list", "--project", project, "-f", "json"))
+    sg = next(g["ID"] for g in groups if g["Name"] == "default")
     openstack(cloud, "security", "group", "rule", "create", "--protocol", "icmp", "--ingress", sg)
     openstack(cloud, "flavor", "create", "--ram", "192", "--disk", "1", "--vcpus", "1", "mc-tiny")
     t0 = time.monotonic()
     openstack(cloud, "server", "create", "--image", "stackyard-guest", "--flavor", "mc-tiny",
               "--network", "mc-net", "mc-vm")
-    show = wait_for(lambda: (lambda s: s if s["status"] in ("ACTIVE", "ERROR") else None)(
-        json.loads(openstack(cloud, "server", "show", "mc-vm", "-f", "json"))), 300, "mc-vm to leave BUILD")
+
+    def built() -> dict | None:
+        show = json.loads(openstack(cloud, "server", "show", "mc-vm", "-f", "json"))
+        return show if show["status"] in ("ACTIVE", "ERROR") else None
+
+    show = wait_for(built, 300, "mc-vm to leave BUILD")
     assert show["status"] == "ACTIVE", show.get("fault")
     assert show["OS-EXT-SRV-ATTR:host"] == "node2"
     print(f"mc-vm ACTIVE on node2 after {time.monotonic() - t0:.0f}s")
@@ -185,11 +190,34 @@ def test_a_server_on_the_compute_host_gets_dhcp_metadata_and_answers_ping(cloud)
                        fixed).returncode == 0
 
     wait_for(ping, 120, f"ping {fixed} (node2) from {qrouter} (node1)")
-    # the tunnel endpoint comes back when Open vSwitch restarts (its bridge port is a tap)
-    on_node("node2", "docker", "restart", "openvswitch_vswitchd", check=True)
+
+    # north-south: a floating IP on node1's router reaches the guest on node2. The
+    # client is a namespace of ours inside node1, plugged into node1's br-ex.
+    openstack(cloud, "network", "create", "--external", "--provider-network-type", "flat",
+              "--provider-physical-network", "physnet1", "mc-public")
+    openstack(cloud, "subnet", "create", "--network", "mc-public", "--subnet-range", "10.99.0.0/24", "--no-dhcp",
+              "--gateway", "10.99.0.1", "--allocation-pool", "start=10.99.0.100,end=10.99.0.200", "mc-public-subnet")
+    openstack(cloud, "router", "set", "--external-gateway", "mc-public", "mc-router")
+    fip = json.loads(openstack(cloud, "floating", "ip", "create", "mc-public", "-f", "json"))["floating_ip_address"]
+    openstack(cloud, "server", "add", "floating", "ip", "mc-vm", fip)
+    for cmd in (["ip", "netns", "add", "mc-pub"],
+                ["ip", "link", "add", "mc-pub0", "type", "veth", "peer", "name", "mc-pub1", "netns", "mc-pub"],
+                ["ip", "link", "set", "mc-pub0", "up"],
+                ["docker", "exec", "openvswitch_vswitchd", "ovs-vsctl", "--may-exist", "add-port", "br-ex", "mc-pub0"],
+                ["ip", "netns", "exec", "mc-pub", "ip", "addr", "add", "10.99.0.50/24", "dev", "mc-pub1"],
+                ["ip", "netns", "exec", "mc-pub", "ip", "link", "set", "mc-pub1", "up"]):
+        on_node("node1", *cmd, check=True)
+    wait_for(lambda: on_node("node1", "ip", "netns", "exec", "mc-pub", "ping", "-c", "1", "-W", "2",
+                             fip).returncode == 0, 120, f"ping floating IP {fip} from node1's public network")
+    # br-phy's port is a tap that lives as long as ovs-vswitchd: a stopped vswitchd
+    # gives the address back to eth1, a started one moves it into br-phy again
+    on_node("node2", "docker", "stop", "openvswitch_vswitchd", check=True)
+    assert "10.254.1.12/24" in on_node("node2", "ip", "-4", "-o", "addr", "show", "dev", "eth1").stdout
+    on_node("node2", "docker", "start", "openvswitch_vswitchd", check=True)
     wait_for(lambda: "10.254.1.12/24" in on_node("node2", "ip", "-4", "-o", "addr", "show", "dev",
                                                    "br-phy").stdout, 60, "br-phy's address on node2")
-    wait_for(ping, 180, f"ping {fixed} after restarting node2's ovs-vswitchd")
+    assert "inet " not in on_node("node2", "ip", "-4", "-o", "addr", "show", "dev", "eth1").stdout
+    wait_for(ping, 180, f"ping {fixed} after stopping and starting node2's ovs-vswitchd")
     openstack(cloud, "server", "delete", "--wait", "mc-vm")
 
 

@@ -5,8 +5,9 @@ and share /run/openvswitch; the provider bridge br-ex gets the deploy's veth.
 Userspace tunnelling sends and receives VXLAN through an OVS bridge, so on a
 host with a tunnel NIC of its own (``tunnel_interface_cidr``, set by
 multihost.resolve_addresses) ovs-vswitchd-start puts that NIC in the netdev
-bridge ``br-phy`` and moves its address there, on every start (the bridge's
-port is a tap that goes away with ovs-vswitchd)."""
+bridge ``br-phy`` and moves its address there while ovs-vswitchd runs (the
+bridge's port is a tap that goes away with ovs-vswitchd; the address goes
+back to the NIC then)."""
 
 from __future__ import annotations
 
