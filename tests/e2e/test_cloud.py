@@ -106,22 +106,11 @@ def test_image_upload_and_download_are_identical(cloud: Path, tmp_path: Path) ->
         osc(cloud, "image", "delete", "e2e-blob")
 
 
-def _wait(predicate, timeout: float, what: str, interval: float = 3.0):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last: {last!r}")
-
-
 def _netns() -> set[str]:
     return {line.split()[0] for line in sh("ip", "netns", "list").stdout.splitlines() if line.strip()}
 
 
-def test_server_boots_gets_dhcp_and_metadata_and_answers_ping(cloud: Path) -> None:
+def test_server_boots_gets_dhcp_and_metadata_and_answers_ping(cloud: Path, wait_for) -> None:
     ns_before = _netns()
     ports_before = {p["ID"] for p in osc_json(cloud, "port", "list")}
     created: list[tuple[str, ...]] = []
@@ -163,13 +152,13 @@ def test_server_boots_gets_dhcp_and_metadata_and_answers_ping(cloud: Path) -> No
             m = re.search(r"stackyard-guest: hostname=(\S+) address=(\S+)", log)
             return m and m.groups()
 
-        hostname, address = _wait(banner, 600, "the guest banner on the console")
+        hostname, address = wait_for(banner, 600, "the guest banner on the console")
         assert address.split("/")[0] == fixed, (address, fixed)
         assert hostname.startswith("e2e-server")
 
         qrouter = f"qrouter-{router['id']}"
         assert qrouter in _netns(), "router namespace is not visible on the host"
-        _wait(lambda: sh("ip", "netns", "exec", qrouter, "ping", "-c", "1", "-W", "2", fixed,
+        wait_for(lambda: sh("ip", "netns", "exec", qrouter, "ping", "-c", "1", "-W", "2", fixed,
                          check=False).returncode == 0, 120, f"ping {fixed} from {qrouter}")
 
         fip = osc_json(cloud, "floating", "ip", "create", "e2e-public")["floating_ip_address"]
@@ -183,7 +172,7 @@ def test_server_boots_gets_dhcp_and_metadata_and_answers_ping(cloud: Path) -> No
         sh("docker", "exec", "openvswitch_vswitchd", "ovs-vsctl", "--may-exist", "add-port", "br-ex", "sy-e2e0")
         sh("ip", "netns", "exec", test_ns, "ip", "addr", "add", "10.99.0.50/24", "dev", "sy-e2e1")
         sh("ip", "netns", "exec", test_ns, "ip", "link", "set", "sy-e2e1", "up")
-        _wait(lambda: sh("ip", "netns", "exec", test_ns, "ping", "-c", "1", "-W", "2", fip,
+        wait_for(lambda: sh("ip", "netns", "exec", test_ns, "ping", "-c", "1", "-W", "2", fip,
                          check=False).returncode == 0, 120, f"ping floating IP {fip}")
     finally:
         sh("docker", "exec", "openvswitch_vswitchd", "ovs-vsctl", "--if-exists", "del-port", "br-ex", "sy-e2e0",
@@ -194,8 +183,8 @@ def test_server_boots_gets_dhcp_and_metadata_and_answers_ping(cloud: Path) -> No
             env = dict(os.environ, OS_CLOUD="stackyard-admin", OS_CLIENT_CONFIG_FILE=str(cloud / "clouds.yaml"))
             subprocess.run([str(BIN / "openstack"), *cmd], env=env, capture_output=True, timeout=300)
     # nothing leaked: no ports, no namespaces
-    _wait(lambda: {p["ID"] for p in osc_json(cloud, "port", "list")} <= ports_before, 120, "ports to go")
-    _wait(lambda: _netns() <= ns_before, 120, "namespaces to go")
+    wait_for(lambda: {p["ID"] for p in osc_json(cloud, "port", "list")} <= ports_before, 120, "ports to go")
+    wait_for(lambda: _netns() <= ns_before, 120, "namespaces to go")
 
 
 def test_horizon_login_page_and_admin_login(cloud: Path) -> None:
