@@ -198,8 +198,9 @@ def test_a_server_on_the_compute_host_gets_dhcp_metadata_and_answers_ping(cloud,
         on_node("node1", *cmd, check=True)
     wait_for(lambda: on_node("node1", "ip", "netns", "exec", "mc-pub", "ping", "-c", "1", "-W", "2",
                              fip).returncode == 0, 120, f"ping floating IP {fip} from node1's public network")
-    # br-phy's port is a tap that lives as long as ovs-vswitchd: a stopped vswitchd
-    # gives the address back to eth1, a started one moves it into br-phy again
+
+    # a stopped ovs-vswitchd gives the tunnel address back to eth1 (nothing serves
+    # br-phy's tap then); a started one moves it into br-phy again
     def holder() -> str:
         """The node2 interface(s) holding the tunnel address."""
         out = on_node("node2", "ip", "-4", "-o", "addr", "show", "to", "10.254.1.12/32").stdout
