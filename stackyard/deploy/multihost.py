@@ -31,6 +31,7 @@ from typing import Any
 import yaml
 
 from stackyard.deploy.model import HostPlan, Phase
+from stackyard.deploy.services.openvswitch import TUNNEL_BRIDGE
 from stackyard.errors import DeployError
 
 STATE_DIR = ".stackyard"
@@ -260,11 +261,6 @@ def summarise(result: Any, waves: list[Wave]) -> dict[str, Any]:
         "error": error,
         "rc": result.rc,
     }
-
-
-#: The netdev bridge that holds a dedicated tunnel NIC and its address (see
-#: services/openvswitch.py); facts find the address there once it has moved.
-TUNNEL_BRIDGE = "br-phy"
 
 
 def host_interface(dep: Any, hostvars: dict[str, Any], key: str) -> str:

@@ -101,15 +101,10 @@ def ensure_bridge(cfg: TestbedConfig) -> bool:
     created = not netns_exists(cfg)
     if created:
         run(["ip", "netns", "add", cfg.netns])
-    cmds = bridge_cmds(cfg)
-    run(cmds[0])
-    if not link_exists(cfg, cfg.bridge):
-        run(cmds[1])
-    run(cmds[2])
-    run(cmds[3])
-    if not link_exists(cfg, cfg.tunnel_bridge):
-        run(cmds[4])
-    run(cmds[5])
+    for cmd in bridge_cmds(cfg):
+        if cmd[4:7] == ["ip", "link", "add"] and link_exists(cfg, cmd[7]):
+            continue  # that bridge is already there
+        run(cmd)
     return created
 
 

@@ -5,9 +5,9 @@ and share /run/openvswitch; the provider bridge br-ex gets the deploy's veth.
 Userspace tunnelling sends and receives VXLAN through an OVS bridge, so on a
 host with a tunnel NIC of its own (``tunnel_interface_cidr``, set by
 multihost.resolve_addresses) ovs-vswitchd-start puts that NIC in the netdev
-bridge ``br-phy`` and moves its address there while ovs-vswitchd runs (the
-bridge's port is a tap that goes away with ovs-vswitchd; the address goes
-back to the NIC then)."""
+bridge ``br-phy`` and moves its address there while ovs-vswitchd runs (only
+a running ovs-vswitchd serves the bridge's tap; the address goes back to the
+NIC when it stops)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from stackyard.deploy.context import PlanContext
 from stackyard.deploy.model import Phase, Step
 
 RUN_VOLUME = "openvswitch_run:/run/openvswitch/"
-#: the netdev bridge holding a dedicated tunnel NIC (as in OVS's userspace-tunneling guide)
+#: the netdev bridge holding a dedicated tunnel NIC (as in OVS's userspace-tunneling
+#: guide); multihost.resolve_addresses reads the address there once it has moved
 TUNNEL_BRIDGE = "br-phy"
 DB = "/var/lib/openvswitch/conf.db"
 
