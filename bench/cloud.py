@@ -22,7 +22,7 @@ from pathlib import Path
 
 import docker
 
-from stackyard.deploy.cli import CLOUD_GLOBALS, GLOBALS_TEMPLATE
+from stackyard.commands.up import CLOUD_GLOBALS, GLOBALS_TEMPLATE
 
 MANAGED = "org.stackyard.managed"
 BIN = Path(sys.executable).parent

@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from stackyard.deploy.cli import GLOBALS_TEMPLATE as GLOBALS
+from stackyard.commands.up import GLOBALS_TEMPLATE as GLOBALS
 
 MANAGED_LABEL = "org.stackyard.managed"
 REPO = Path(__file__).resolve().parent.parent

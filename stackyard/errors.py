@@ -1,14 +1,19 @@
 """One exception tree for everything an operator can get wrong.
 
 The CLI catches :class:`StackyardError` and prints its message on one line with
-a non-zero exit; anything else is a bug and keeps its traceback.
+a non-zero exit; anything else is a bug and keeps its traceback. The root and
+the errors raised on target hosts are defined in :mod:`stackyard.agent.errors`
+(the agent cannot import this module) and re-exported here.
 """
 
 from __future__ import annotations
 
+from stackyard.agent.errors import DeployError, EngineError, StackyardError
 
-class StackyardError(Exception):
-    """Root of every error stackyard reports to an operator."""
+__all__ = [
+    "StackyardError", "ConfigError", "TemplateError", "ImageNotFoundError", "GraphError", "EngineError",
+    "MirrorError", "DeployError", "TestbedError",
+]
 
 
 class ConfigError(StackyardError, ValueError):
@@ -27,16 +32,8 @@ class GraphError(StackyardError):
     """The image tree is inconsistent: a missing parent or a dependency cycle."""
 
 
-class EngineError(StackyardError):
-    """The container engine refused or failed an operation."""
-
-
 class MirrorError(StackyardError):
     """A package mirror or proxy cannot be reached."""
-
-
-class DeployError(StackyardError):
-    """A deploy step failed (the message names host, service and step)."""
 
 
 class TestbedError(StackyardError):

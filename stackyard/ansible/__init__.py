@@ -2,7 +2,8 @@
 
 stackyard computes every host's plan on the deploy host; Ansible brings the
 inventory, SSH, fan-out and ``--limit``. This package holds what we ship to
-Ansible: the runner that invokes ``ansible-playbook``, our modules
-(``library/``), the code they share with the local applier (``module_utils/``),
-a stdout callback that prints one line per host and task, and playbooks.
+Ansible: the runner that invokes ``ansible-playbook`` (and stages the agent
+package, :mod:`stackyard.agent`, as ``ansible.module_utils.stackyard_agent``
+for every run), our modules (``library/``), a stdout callback that prints one
+line per host and task, and playbooks.
 """

@@ -23,9 +23,12 @@ from stackyard.errors import DeployError
 
 HERE = Path(__file__).resolve().parent
 LIBRARY = HERE / "library"
-MODULE_UTILS = HERE / "module_utils"
 CALLBACKS = HERE / "callback_plugins"
 PLAYBOOKS = HERE / "playbooks"
+#: the package Ansible ships to every target (stdlib + docker only)
+AGENT = HERE.parent / "agent"
+#: its name under ansible.module_utils, as the modules import it
+AGENT_NAME = "stackyard_agent"
 
 
 @dataclass
@@ -65,12 +68,26 @@ def ansible_bin(name: str) -> str:
     return found
 
 
-def ansible_env(summary_file: Path, forks: int = 10, quiet: bool = False) -> dict[str, str]:
+def stage_module_utils(dest: Path) -> Path:
+    """A module_utils directory holding the agent package as ``stackyard_agent``.
+
+    A copy of the package's modules, made per run: Ansible bundles what the
+    modules import from it into each module call (the agent's modules import
+    each other relatively, so the package works under either name).
+    """
+    pkg = dest / AGENT_NAME
+    pkg.mkdir(parents=True, exist_ok=True)
+    for src in sorted(AGENT.glob("*.py")):
+        shutil.copy2(src, pkg / src.name)
+    return dest
+
+
+def ansible_env(summary_file: Path, module_utils: Path, forks: int = 10, quiet: bool = False) -> dict[str, str]:
     """Environment for ansible-playbook: our plugins, fast SSH, no retry files."""
     env = dict(os.environ)
     env.update({
         "ANSIBLE_LIBRARY": str(LIBRARY),
-        "ANSIBLE_MODULE_UTILS": str(MODULE_UTILS),
+        "ANSIBLE_MODULE_UTILS": str(module_utils),
         "ANSIBLE_CALLBACK_PLUGINS": str(CALLBACKS),
         "ANSIBLE_STDOUT_CALLBACK": "stackyard",
         "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
@@ -115,7 +132,9 @@ def run_playbook(playbook: Path, inventories: list[Path], *, limit: str | None =
         cmd.append(str(playbook))
         if verbose:
             print("+ " + shlex.join(cmd), file=sys.stderr)
-        proc = subprocess.run(cmd, env=ansible_env(summary_file, forks, quiet), stdin=subprocess.DEVNULL)
+        module_utils = stage_module_utils(Path(tmp) / "module_utils")
+        proc = subprocess.run(cmd, env=ansible_env(summary_file, module_utils, forks, quiet),
+                              stdin=subprocess.DEVNULL)
         result = PlaybookResult(rc=proc.returncode, command=cmd)
         if summary_file.exists():
             data = json.loads(summary_file.read_text())

@@ -1,8 +1,8 @@
 """Steps that talk to the cloud's APIs (MariaDB, Keystone, Nova, Neutron), and
 the all-in-one applier that runs a whole plan on this machine.
 
-The host-local part (files, containers, jobs, waits) is in
-:mod:`stackyard.deploy.hostapply`, which Ansible also ships to remote hosts;
+The host-local part (files, containers, jobs, waits) is the agent's executor
+(:mod:`stackyard.agent.hostapply`), which Ansible also ships to remote hosts;
 the API steps here run on the deploy host, which reaches every API through
 the internal VIP.
 """
@@ -12,38 +12,38 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import docker
+import pymysql
 
-from stackyard.deploy.hostapply import CHANGED, UNCHANGED, Printer, TargetApplier
-from stackyard.deploy.model import HostPlan, Step
+from stackyard.agent.hostapply import CHANGED, UNCHANGED, Handler, Printer, TargetApplier
+from stackyard.agent.model import HostPlan, Step, StepKind
+from stackyard.deploy.plan import Deployment
+from stackyard.engine import Engine
 from stackyard.errors import DeployError
 
 
 class HostApplier(TargetApplier):
-    """Applies one HostPlan: host-local steps through ``client``, API steps directly.
+    """Applies one HostPlan: host-local steps through ``engine``, API steps directly.
 
-    ``client`` may be None when the plan holds API steps only (multi-host
+    ``engine`` may be None when the plan holds API steps only (multi-host
     deploys run those on the deploy host).
     """
 
-    def __init__(self, client: docker.DockerClient | None, plan: HostPlan, passwords: dict[str, Any],
+    def __init__(self, engine: Engine | None, plan: HostPlan, passwords: dict[str, Any],
                  variables: dict[str, Any], printer: Printer, dry_run: bool = False):
-        super().__init__(client, plan, printer, dry_run=dry_run)
+        super().__init__(engine, plan, printer, dry_run=dry_run)
         self.passwords = passwords
         self.variables = variables
 
-    def handlers(self) -> dict[str, Any]:
+    def handlers(self) -> dict[StepKind, Handler]:
         h = super().handlers()
         h.update({
-            "database": self.do_database, "mysql_ready": self.do_mysql_ready,
-            "keystone_check": self.do_keystone_check, "keystone_register": self.do_keystone_register,
-            "hypervisor_wait": self.do_hypervisor_wait, "agents_wait": self.do_agents_wait,
+            StepKind.DATABASE: self.do_database, StepKind.MYSQL_READY: self.do_mysql_ready,
+            StepKind.KEYSTONE_CHECK: self.do_keystone_check, StepKind.KEYSTONE_REGISTER: self.do_keystone_register,
+            StepKind.HYPERVISOR_WAIT: self.do_hypervisor_wait, StepKind.AGENTS_WAIT: self.do_agents_wait,
         })
         return h
 
     def _mysql(self, **kw: Any) -> Any:
-        import pymysql
-
         v = self.variables
         return pymysql.connect(
             host=v["kolla_internal_fqdn"], port=int(v["database_port"]), user=v["database_user"],
@@ -53,8 +53,6 @@ class HostApplier(TargetApplier):
     def do_mysql_ready(self, step: Step) -> tuple[str, str]:
         if self.dry_run:
             return UNCHANGED, "skipped (dry run)"
-        import pymysql
-
         deadline = time.monotonic() + float(step.params.get("timeout", 60))
         while True:
             try:
@@ -70,8 +68,6 @@ class HostApplier(TargetApplier):
         """Create a database and its user, idempotently, straight through the MySQL protocol."""
         if self.dry_run:
             return UNCHANGED, "checked at apply time"
-        import pymysql
-
         db, user = step.params["database"], step.params["user"]
         password = self.passwords[step.params["password_key"]]
         changed: list[str] = []
@@ -103,8 +99,6 @@ class HostApplier(TargetApplier):
         return (CHANGED, ", ".join(changed)) if changed else (UNCHANGED, "present")
 
     def _mysql_check_login(self, user: str, password: str) -> None:
-        import pymysql
-
         v = self.variables
         pymysql.connect(host=v["kolla_internal_fqdn"], port=int(v["database_port"]), user=user,
                         password=password, connect_timeout=5).close()
@@ -251,3 +245,32 @@ class HostApplier(TargetApplier):
                 raise DeployError(f"host {self.plan.host}: neutron agents not alive after "
                                   f"{step.params.get('timeout', 180)}s: {', '.join(sorted(missing))}")
             time.sleep(2)
+
+
+def apply_local(dep: Deployment, engine: Engine, say: Printer, dry_run: bool = False,
+                only_phases: set[str] | None = None) -> dict[str, Any]:
+    """Apply every host plan of an all-in-one deployment on ``engine``; returns the summary.
+
+    Stops at the first failing host; the summary's ``error`` says why (the
+    caller raises it after printing what did happen).
+    """
+    reports = {}
+    start = time.monotonic()
+    failed_msg = ""
+    for host, plan in dep.plans.items():
+        applier = HostApplier(engine, plan, dep.passwords, dep.variables, say, dry_run=dry_run)
+        try:
+            reports[host] = applier.run(only_phases)
+        except DeployError as exc:
+            reports[host] = applier.report
+            failed_msg = str(exc)
+            break
+    return {
+        "dry_run": dry_run,
+        "seconds": round(time.monotonic() - start, 2),
+        "hosts": {h: r.to_dict() for h, r in reports.items()},
+        "changed": sum(r.changed for r in reports.values()),
+        "unchanged": sum(r.to_dict()["unchanged"] for r in reports.values()),
+        "failed": sum(r.failed for r in reports.values()),
+        "error": failed_msg,
+    }

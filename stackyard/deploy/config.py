@@ -26,7 +26,10 @@ import jinja2
 import jinja2.meta
 import yaml
 
-from stackyard.deploy.schema import OPTIONS, SERVICES, Option, defaults, enable_flag
+from stackyard.deploy import services
+from stackyard.deploy.options import Option
+from stackyard.deploy.schema import OPTIONS, defaults
+from stackyard.deploy.templating import FALSE_WORDS, TRUE_WORDS, jinja_environment
 from stackyard.errors import ConfigError
 from stackyard.yamlfile import parse_yaml
 
@@ -34,48 +37,9 @@ GLOBALS_FILE = "globals.yml"
 DEFAULT_SOURCE = "built-in defaults"
 EXTRA_SOURCE = "extra vars"
 
-# Ansible's boolean spellings (ansible.module_utils.parsing.convert_bool).
-_TRUE = {"yes", "true", "on", "1", "y", "t"}
-_FALSE = {"no", "false", "off", "0", "n", "f"}
 _TYPE_NAMES = {str: "a string", bool: "a boolean (yes/no/true/false)",
                int: "an integer", list: "a list", dict: "a mapping"}
 _SINGLE_EXPR = re.compile(r"^\s*\{\{(?P<expr>.*?)\}\}\s*$", re.DOTALL)
-
-
-# --------------------------------------------------------------------------
-# Jinja environment shared with override rendering
-# --------------------------------------------------------------------------
-
-def to_bool(value: Any) -> bool:
-    """Ansible's ``bool`` filter semantics, so ``"{{ x | bool }}"`` works as in kolla."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, (int, float)):
-        return value == 1
-    if isinstance(value, str):
-        return value.strip().lower() in _TRUE
-    return False
-
-
-def _ternary(value: Any, true_val: Any, false_val: Any, none_val: Any = None) -> Any:
-    """Ansible's ``ternary`` filter (commonly used in kolla-style globals)."""
-    if value is None and none_val is not None:
-        return none_val
-    return true_val if value else false_val
-
-
-def jinja_environment() -> jinja2.Environment:
-    """The Jinja2 environment for globals and overrides.
-
-    StrictUndefined because a misspelt variable must fail loudly instead of
-    silently rendering an empty string into a config file; the ``bool`` and
-    ``ternary`` filters because kolla-ansible users write them everywhere.
-    """
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined,
-                             keep_trailing_newline=True, autoescape=False)
-    env.filters["bool"] = to_bool
-    env.filters["ternary"] = _ternary
-    return env
 
 
 # --------------------------------------------------------------------------
@@ -108,8 +72,8 @@ def coerce(opt: Option, value: Any, where: str) -> tuple[Any, str | None]:
             result: Any = value
         elif isinstance(value, int) and value in (0, 1):
             result = bool(value)
-        elif isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
-            result = value.strip().lower() in _TRUE
+        elif isinstance(value, str) and value.strip().lower() in TRUE_WORDS | FALSE_WORDS:
+            result = value.strip().lower() in TRUE_WORDS
         else:
             raise fail()
     elif kind is int:
@@ -149,7 +113,9 @@ def coerce(opt: Option, value: Any, where: str) -> tuple[Any, str | None]:
 
     if opt.choices is not None and result not in opt.choices:
         raise ConfigError(f"{where}: '{opt.name}' must be one of "
-                          f"{', '.join(opt.choices)}; got {result!r}")
+                          f"{', '.join(opt.choices)}; got {result!r} ({opt.help})")
+    if opt.pattern is not None and not re.fullmatch(opt.pattern, str(result)):
+        raise ConfigError(f"{where}: '{opt.name}' must match {opt.pattern}; got {result!r}")
     return result, warning
 
 
@@ -367,8 +333,8 @@ def load_globals(configdir: Path, extra_vars: dict[str, Any] | None = None
 # --------------------------------------------------------------------------
 
 def enabled_services(variables: Mapping[str, Any]) -> list[str]:
-    """Names of enabled services, in :data:`SERVICES` (deploy) order."""
-    return [name for name in SERVICES if variables.get(enable_flag(name)) is True]
+    """Names of enabled services, in deploy order."""
+    return [s.name for s in services.enabled(dict(variables))]
 
 
 def check_dependencies(variables: Mapping[str, Any],
@@ -380,15 +346,16 @@ def check_dependencies(variables: Mapping[str, Any],
     """
     sources = sources or {}
     problems = []
-    for name, deps in SERVICES.items():
-        if variables.get(enable_flag(name)) is not True:
+    for svc in services.ALL.values():
+        if variables.get(svc.enable_flag) is not True:
             continue
-        for dep in deps:
-            if variables.get(enable_flag(dep)) is not True:
-                dep_origin = sources.get(enable_flag(dep), DEFAULT_SOURCE)
-                origin = sources.get(enable_flag(name), DEFAULT_SOURCE)
-                problems.append(f"'{name}' needs '{dep}': {enable_flag(name)} is true "
-                                f"(from {origin}) but {enable_flag(dep)} is false "
-                                f"(from {dep_origin}); enable {dep} or disable {name}")
+        for dep in svc.requires:
+            flag = services.get(dep).enable_flag
+            if variables.get(flag) is not True:
+                dep_origin = sources.get(flag, DEFAULT_SOURCE)
+                origin = sources.get(svc.enable_flag, DEFAULT_SOURCE)
+                problems.append(f"'{svc.name}' needs '{dep}': {svc.enable_flag} is true "
+                                f"(from {origin}) but {flag} is false "
+                                f"(from {dep_origin}); enable {dep} or disable {svc.name}")
     if problems:
         raise ConfigError("; ".join(problems))

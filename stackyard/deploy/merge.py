@@ -1,4 +1,8 @@
-"""Operator overrides: find them, render them, merge them into service INI files.
+"""Operator overrides: render them and merge them into the services' config data.
+
+Which files a service reads is declared in its module (``overrides`` patterns,
+looked up by :meth:`stackyard.deploy.context.PlanContext.overrides`); this
+module parses, renders, merges and writes.
 
 kolla-ansible lets an operator drop ``/etc/kolla/config/nova.conf`` (and
 more specific files) to change any option; we keep the same file names and
@@ -25,11 +29,17 @@ from typing import Any
 import jinja2
 from oslo_config import iniparser
 
-from stackyard.deploy.config import jinja_environment
+from stackyard.deploy.templating import jinja_environment
 from stackyard.errors import ConfigError
 
 #: Parsed INI: section → key → values (more than one for repeated keys).
 IniData = dict[str, dict[str, list[str]]]
+#: One value as a service writes it: a bool is written true/false, a number
+#: as text, a list as the key repeated once per item (a multi-valued option),
+#: None not at all.
+IniValue = str | int | float | bool | list[str] | None
+#: A config file as a service builds it: section → key → value.
+IniConf = dict[str, dict[str, IniValue]]
 
 OVERRIDES_DIR = "config"
 _QUOTES = ("'", '"')
@@ -63,6 +73,29 @@ def parse_ini(text: str, source: str = "<string>") -> IniData:
     except iniparser.ParseError as exc:
         raise ConfigError(f"{source}:{exc.lineno}: {exc.msg}: {exc.line!r}") from exc
     return parser.data
+
+
+def _text(value: str | int | float | bool) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def ini_data(conf: IniConf) -> IniData:
+    """A service's config (:data:`IniConf`) as :data:`IniData`, in the same order."""
+    out: IniData = {}
+    for section, options in conf.items():
+        target = out.setdefault(section, {})
+        for key, value in options.items():
+            if value is None:
+                continue
+            target[key] = [_text(v) for v in value] if isinstance(value, list) else [_text(value)]
+    return out
+
+
+def render_ini(conf: IniConf) -> str:
+    """A service's config as INI text, with no overrides (uWSGI files and the like)."""
+    return serialize_ini(ini_data(conf))
 
 
 def merge_ini(base: IniData, *overrides: IniData) -> IniData:
@@ -111,48 +144,6 @@ def serialize_ini(data: Mapping[str, Mapping[str, list[str]]]) -> str:
     return "\n".join(blocks)
 
 
-def merge_texts(sources: Iterable[tuple[str, str]]) -> str:
-    """Parse each ``(source, text)`` pair, merge in order, serialize.
-
-    The first pair is normally our generated config, the rest the rendered
-    overrides from :func:`find_overrides`.
-    """
-    parsed = [parse_ini(text, source) for source, text in sources]
-    if not parsed:
-        return ""
-    return serialize_ini(merge_ini(parsed[0], *parsed[1:]))
-
-
-def find_overrides(config_dir: Path, project: str, service: str, host: str) -> list[Path]:
-    """Existing override files for ``service`` on ``host``, least specific first.
-
-    ``config_dir`` is the directory holding globals.yml (``/etc/kolla``); the
-    files live under its ``config/`` subdirectory, looked up in this order::
-
-        config/global.conf
-        config/<project>.conf
-        config/<project>/<service>.conf
-        config/<project>/<host>/<project>.conf   (kolla-ansible's per-host name)
-        config/<project>/<host>/<service>.conf
-
-    The per-host ``<project>.conf`` is what kolla-ansible reads, so it is kept
-    for compatibility; the per-host ``<service>.conf`` is the most specific.
-    """
-    root = Path(config_dir) / OVERRIDES_DIR
-    candidates = [
-        root / "global.conf",
-        root / f"{project}.conf",
-        root / project / f"{service}.conf",
-        root / project / host / f"{project}.conf",
-        root / project / host / f"{service}.conf",
-    ]
-    found: list[Path] = []
-    for path in candidates:
-        if path.is_file() and path not in found:
-            found.append(path)
-    return found
-
-
 def render_override(path: Path, variables: Mapping[str, Any]) -> str:
     """Render override ``path`` as a Jinja2 template against ``variables``.
 
@@ -179,12 +170,10 @@ def render_override(path: Path, variables: Mapping[str, Any]) -> str:
                           f"{type(exc).__name__}: {exc}") from exc
 
 
-def render_and_merge(base_text: str, base_source: str, overrides: Iterable[Path],
-                     variables: Mapping[str, Any]) -> str:
-    """Our generated INI with every override rendered and merged over it, in order."""
-    pairs = [(base_source, base_text)]
-    pairs += [(str(path), render_override(path, variables)) for path in overrides]
-    return merge_texts(pairs)
+def render_and_merge(base: IniConf, overrides: Iterable[Path], variables: Mapping[str, Any]) -> str:
+    """Our generated config with every override rendered and merged over it, in order."""
+    layers = [parse_ini(render_override(path, variables), str(path)) for path in overrides]
+    return serialize_ini(merge_ini(ini_data(base), *layers))
 
 
 def unused_overrides(config_dir: Path, used: set[Path]) -> list[Path]:

@@ -30,7 +30,10 @@ from typing import Any
 
 import yaml
 
-from stackyard.deploy.model import HostPlan, Phase
+from stackyard.agent.galera import choose_bootstrap_host, same_cluster
+from stackyard.agent.model import HostPlan, Phase, StepKind
+from stackyard.ansible import runner
+from stackyard.deploy.plan import Deployment, hosts_for
 from stackyard.deploy.services.openvswitch import TUNNEL_BRIDGE
 from stackyard.errors import DeployError
 
@@ -146,7 +149,8 @@ def compute_waves(plans: dict[str, HostPlan], only_phases: set[str] | None = Non
     return merged
 
 
-def render_playbook(waves: list[Wave], plan_dir: Path, config_root: str, pull: str = "missing") -> str:
+def render_playbook(waves: list[Wave], plan_dir: Path, config_root: str, pull: str = "missing",
+                    deployment: str = "") -> str:
     """The playbook: one play per wave, one task per play."""
     plays = []
     for i, w in enumerate(waves, 1):
@@ -159,7 +163,7 @@ def render_playbook(waves: list[Wave], plan_dir: Path, config_root: str, pull: s
         if w.serial:
             play["serial"] = 1
         if w.kind == "target":
-            args: dict[str, Any] = {"op": "steps", "config_root": config_root,
+            args: dict[str, Any] = {"op": "steps", "config_root": config_root, "deployment": deployment,
                                     "select": "{{ stackyard_select[inventory_hostname] | default({}) }}"}
             if w.prepare:
                 args.update({"prepare": True, "pull": pull,
@@ -204,7 +208,7 @@ def write_private(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def write_plan_files(dep: Any, plan_dir: Path) -> None:
+def write_plan_files(dep: Deployment, plan_dir: Path) -> None:
     """Per-host plans (secrets included, mode 0600) and the deploy host's state."""
     for host, plan in dep.plans.items():
         wire = plan.to_wire()
@@ -215,18 +219,17 @@ def write_plan_files(dep: Any, plan_dir: Path) -> None:
 
 
 # ----------------------------------------------------------------------------- running
-def run(dep: Any, inventories: list[Path], *, only_phases: set[str] | None = None, limit: str | None = None,
-        check: bool = False, pull: str = "missing", quiet: bool = False) -> dict[str, Any]:
+def run(dep: Deployment, inventories: list[Path], *, only_phases: set[str] | None = None,
+        limit: str | None = None, check: bool = False, pull: str = "missing", quiet: bool = False
+        ) -> dict[str, Any]:
     """Write plans and playbook, run it, and summarise what changed per host."""
-    from stackyard.ansible.runner import run_playbook
-
     plan_dir = dep.configdir / STATE_DIR / "hosts"
     write_plan_files(dep, plan_dir)
     waves = compute_waves(dep.plans, only_phases)
     root = dep.variables["node_config_directory"]
     playbook = dep.configdir / STATE_DIR / "deploy.yml"
-    write_private(playbook, render_playbook(waves, plan_dir, root, pull))
-    result = run_playbook(playbook, inventories, limit=limit, check=check, forks=max(5, len(dep.plans) + 1),
+    write_private(playbook, render_playbook(waves, plan_dir, root, pull, dep.label))
+    result = runner.run_playbook(playbook, inventories, limit=limit, check=check, forks=max(5, len(dep.plans) + 1),
                           quiet=quiet)
     return summarise(result, waves)
 
@@ -263,7 +266,7 @@ def summarise(result: Any, waves: list[Wave]) -> dict[str, Any]:
     }
 
 
-def host_interface(dep: Any, hostvars: dict[str, Any], key: str) -> str:
+def host_interface(dep: Deployment, hostvars: dict[str, Any], key: str) -> str:
     """The interface ``key`` (api_interface, tunnel_interface) names on one host.
 
     Globals are rendered once, so a host's own ``network_interface`` only
@@ -286,7 +289,7 @@ def _ipv4_cidr(facts: dict[str, Any], iface: str) -> str:
     return f"{info['address']}/{prefix}"
 
 
-def resolve_addresses(dep: Any, inventories: list[Path]) -> None:
+def resolve_addresses(dep: Deployment, inventories: list[Path]) -> None:
     """Give every remote host its api_interface_address (inventory, cache, or facts),
     and its tunnel_interface_address when tunnels use a NIC of their own.
 
@@ -300,8 +303,6 @@ def resolve_addresses(dep: Any, inventories: list[Path]) -> None:
     ``tunnel_interface_address`` and ``tunnel_interface_cidr``. Facts look for
     the address on ``br-phy`` once it has moved there.
     """
-    from stackyard.deploy.plan import hosts_for
-
     cache_path = dep.configdir / STATE_DIR / "addresses.json"
     try:
         cache: dict[str, dict[str, str]] = json.loads(cache_path.read_text())
@@ -343,9 +344,7 @@ def resolve_addresses(dep: Any, inventories: list[Path]) -> None:
                 missing.setdefault(host, {})[role] = iface
     if not missing:
         return
-    from stackyard.ansible.runner import PLAYBOOKS, run_playbook
-
-    result = run_playbook(PLAYBOOKS / "gather-addresses.yml", inventories, limit=",".join(sorted(missing)),
+    result = runner.run_playbook(runner.PLAYBOOKS / "gather-addresses.yml", inventories, limit=",".join(sorted(missing)),
                           quiet=True)
     seen: set[str] = set()
     for t in result.tasks:
@@ -368,12 +367,13 @@ def resolve_addresses(dep: Any, inventories: list[Path]) -> None:
 
 
 def render_op_playbook(hosts: list[str], op: str, config_root: str, args: dict[str, Any] | None = None,
-                       serial: bool = False, name: str = "", task_vars: dict[str, Any] | None = None) -> str:
+                       serial: bool = False, name: str = "", task_vars: dict[str, Any] | None = None,
+                       deployment: str = "") -> str:
     """A one-play playbook running one stackyard_host operation on ``hosts``."""
     play: dict[str, Any] = {"name": name or op, "hosts": hosts, "gather_facts": False}
     if serial:
         play["serial"] = 1
-    task_args = {"op": op, "config_root": config_root}
+    task_args = {"op": op, "config_root": config_root, "deployment": deployment}
     task_args.update(args or {})
     task: dict[str, Any] = {"name": name or op, "stackyard_host": task_args}
     if task_vars:
@@ -382,21 +382,19 @@ def render_op_playbook(hosts: list[str], op: str, config_root: str, args: dict[s
     return yaml.safe_dump([play], sort_keys=False, width=1000)
 
 
-def run_op(dep: Any, inventories: list[Path], op: str, hosts: list[str] | None = None, *,
+def run_op(dep: Deployment, inventories: list[Path], op: str, hosts: list[str] | None = None, *,
            args: dict[str, Any] | None = None, limit: str | None = None, check: bool = False,
            serial: bool = False, quiet: bool = False, task_vars: dict[str, Any] | None = None) -> Any:
     """Run one stackyard_host operation on every planned host (or ``hosts``)."""
-    from stackyard.ansible.runner import run_playbook
-
     playbook = dep.configdir / STATE_DIR / f"{op}.yml"
     write_private(playbook, render_op_playbook(hosts or list(dep.plans), op,
                                                dep.variables["node_config_directory"], args, serial,
-                                               task_vars=task_vars))
-    return run_playbook(playbook, inventories, limit=limit, check=check, quiet=quiet,
+                                               task_vars=task_vars, deployment=dep.label))
+    return runner.run_playbook(playbook, inventories, limit=limit, check=check, quiet=quiet,
                         forks=max(5, len(dep.plans) + 1))
 
 
-def recover_galera(dep: Any, inventories: list[Path], say: Any) -> dict[str, Any]:
+def recover_galera(dep: Deployment, inventories: list[Path], say: Any) -> dict[str, Any]:
     """Restart a fully stopped Galera cluster from its most advanced member.
 
     Stops whatever member still runs (a half-up cluster cannot be bootstrapped
@@ -404,7 +402,7 @@ def recover_galera(dep: Any, inventories: list[Path], say: Any) -> dict[str, Any
     the highest one with --wsrep-new-cluster, then runs the mariadb phase so
     the others join and the bootstrap node becomes an ordinary member.
     """
-    hosts = [h for h, p in dep.plans.items() if any(s.kind == "galera" for ph in p.phases for s in ph.steps)]
+    hosts = [h for h, p in dep.plans.items() if any(s.kind == StepKind.GALERA for ph in p.phases for s in ph.steps)]
     if not hosts:
         raise DeployError("mariadb-recovery: no Galera cluster in this deployment "
                           "(MariaDB runs on a single host; restart it with 'stackyard deploy')")
@@ -424,7 +422,7 @@ def recover_galera(dep: Any, inventories: list[Path], say: Any) -> dict[str, Any
     missing = [h for h in hosts if h not in seqnos]
     if missing:
         raise DeployError(f"mariadb-recovery: no seqno from {', '.join(missing)}")
-    if len({u for u in uuids.values() if u and not u.startswith("00000000")}) > 1:
+    if not same_cluster(uuids):
         raise DeployError(f"mariadb-recovery: members belong to different clusters: {uuids}; "
                           f"refusing to pick one")
     best = choose_bootstrap_host(hosts, seqnos)
@@ -437,8 +435,3 @@ def recover_galera(dep: Any, inventories: list[Path], say: Any) -> dict[str, Any
     if summary["error"]:
         raise DeployError(f"mariadb-recovery: members did not rejoin: {summary['error']}")
     return {"bootstrap_host": best, "seqnos": seqnos, "rejoin": summary}
-
-
-def choose_bootstrap_host(hosts: list[str], seqnos: dict[str, int]) -> str:
-    """Highest seqno wins; on a tie, the first host in inventory order."""
-    return max(hosts, key=lambda h: (seqnos[h], -hosts.index(h)))

@@ -14,59 +14,62 @@ Two rules shape everything here:
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
 import string
 import tempfile
+import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from stackyard.deploy import services
+from stackyard.deploy.services.base import Password, PasswordKind, Service
 from stackyard.errors import ConfigError
 from stackyard.yamlfile import parse_yaml
-
-#: Which passwords each service needs (kolla-ansible key names).
-SERVICE_PASSWORDS: dict[str, tuple[str, ...]] = {
-    "mariadb": ("database_password",),
-    "memcached": ("memcache_secret_key",),
-    "rabbitmq": ("rabbitmq_password", "rabbitmq_cluster_cookie"),
-    "keystone": ("keystone_admin_password", "keystone_database_password", "keystone_fernet_secret"),
-    "loadbalancer": ("keepalived_password",),
-    "glance": ("glance_database_password", "glance_keystone_password"),
-    "placement": ("placement_database_password", "placement_keystone_password"),
-    "nova": ("nova_database_password", "nova_api_database_password",
-             "nova_keystone_password", "metadata_secret", "libvirt_sasl_password"),
-    "neutron": ("neutron_database_password", "neutron_keystone_password",
-                "metadata_secret"),
-    "horizon": ("horizon_secret_key", "horizon_database_password"),
-}
-
-#: Every password key stackyard knows, in a stable order (genpwd fills all of
-#: them so enabling a service later needs no second genpwd run).
-PASSWORD_KEYS: tuple[str, ...] = tuple(dict.fromkeys(
-    key for keys in SERVICE_PASSWORDS.values() for key in keys))
 
 #: Letters and digits only: URL-safe, and needs no quoting in YAML, INI,
 #: shell or a ``mysql+pymysql://user:password@host`` URL.
 PASSWORD_ALPHABET = string.ascii_letters + string.digits
 PASSWORD_LENGTH = 40  # ~238 bits of entropy
 
-#: The Erlang cookie ends up as an atom on erl command lines and in
-#: .erlang.cookie; letters only avoids every quoting rule on the way.
-COOKIE_KEYS = frozenset({"rabbitmq_cluster_cookie"})
+
+def password_keys() -> dict[str, Password]:
+    """Every password key the services declare (genpwd fills all of them, so
+    enabling a service later needs no second genpwd run)."""
+    return services.passwords()
 
 
-def required_passwords(enabled_services: Iterable[str]) -> set[str]:
+def required_passwords(enabled_services: Iterable[Service]) -> set[str]:
     """The password keys the given services need (services without any add none)."""
-    return {key for service in enabled_services
-            for key in SERVICE_PASSWORDS.get(service, ())}
+    return services.required_passwords(enabled_services)
 
 
-def generate_password(key: str) -> str:
-    """A fresh random value suitable for ``key`` (cryptographic ``secrets``)."""
-    alphabet = string.ascii_letters if key in COOKIE_KEYS else PASSWORD_ALPHABET
+def ssh_key_pair() -> dict[str, str]:
+    """An RSA key pair as kolla-ansible stores it: PEM private key, OpenSSH public key."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=4096)
+    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                                serialization.NoEncryption()).decode()
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH,
+                                           serialization.PublicFormat.OpenSSH).decode()
+    return {"private_key": private, "public_key": public}
+
+
+def generate_password(key: str, kind: PasswordKind = PasswordKind.PLAIN) -> Any:
+    """A fresh random value of ``kind`` for ``key`` (cryptographic ``secrets``)."""
+    if kind == PasswordKind.UUID:
+        return str(uuid.UUID(bytes=secrets.token_bytes(16), version=4))
+    if kind == PasswordKind.SSH_KEY:
+        return ssh_key_pair()
+    if kind == PasswordKind.FERNET:
+        return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+    alphabet = string.ascii_letters if kind == PasswordKind.LETTERS else PASSWORD_ALPHABET
     return "".join(secrets.choice(alphabet) for _ in range(PASSWORD_LENGTH))
 
 
@@ -118,7 +121,7 @@ def _write(path: Path, data: Mapping[str, Any]) -> None:
     os.chmod(path, 0o600)
 
 
-def genpwd(path: Path, keys: Iterable[str] = PASSWORD_KEYS) -> list[str]:
+def genpwd(path: Path, keys: Mapping[str, Password] | None = None) -> list[str]:
     """Create or complete ``path``; return the keys that got a new value.
 
     Existing non-empty values and unknown keys are kept as they are; only
@@ -132,9 +135,9 @@ def genpwd(path: Path, keys: Iterable[str] = PASSWORD_KEYS) -> list[str]:
     except FileNotFoundError:
         data = {}
     generated = []
-    for key in keys:
+    for key, spec in (password_keys() if keys is None else keys).items():
         if _is_empty(data.get(key)):
-            data[key] = generate_password(key)
+            data[key] = generate_password(key, spec.kind)
             generated.append(key)
     _write(path, data)
     return generated
@@ -167,7 +170,7 @@ def mergepwd(old_path: Path, new_path: Path, final_path: Path, clean: bool = Fal
     _write(final_path, merged)
 
 
-def load_passwords(path: Path, enabled_services: Iterable[str]) -> dict[str, Any]:
+def load_passwords(path: Path, enabled_services: Iterable[Service]) -> dict[str, Any]:
     """Load ``path`` and check every password the enabled services need is set.
 
     Returns the whole file as a dict. Raises :class:`ConfigError` telling the
@@ -186,8 +189,10 @@ def load_passwords(path: Path, enabled_services: Iterable[str]) -> dict[str, Any
     if missing:
         raise ConfigError(f"{path}: missing or empty passwords: {', '.join(missing)}; "
                           f"run `stackyard genpwd` to fill them (existing values are kept)")
-    wrong = sorted(key for key in required if not isinstance(data[key], str))
+    kinds = password_keys()
+    wrong = sorted(key for key in required if not isinstance(data[key], dict if kinds[key].kind ==
+                                                               PasswordKind.SSH_KEY else str))
     if wrong:
-        raise ConfigError(f"{path}: passwords must be strings (quote them): "
-                          f"{', '.join(wrong)}")
+        raise ConfigError(f"{path}: passwords must be strings (quote them), SSH keys mappings of "
+                          f"private_key and public_key: {', '.join(wrong)}")
     return data

@@ -9,6 +9,6 @@ from __future__ import annotations
 
 from stackyard.guest.build import GuestArtifacts, build_guest
 from stackyard.guest.plan import GuestSpec
-from stackyard.guest.upload import upload_guest
+from stackyard.guest.upload import connect, upload_guest
 
-__all__ = ["GuestArtifacts", "GuestSpec", "build_guest", "upload_guest"]
+__all__ = ["GuestArtifacts", "GuestSpec", "build_guest", "connect", "upload_guest"]

@@ -7,6 +7,7 @@ machine image whose kernel/ramdisk properties point elsewhere is updated in plac
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -77,3 +78,25 @@ def upload_guest(conn: Any, artifacts: GuestArtifacts, name: str = "stackyard-gu
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0].strip("'\" ")
             raise GuestUploadError(f"glance upload of {name} failed: {first}") from None
         raise
+
+
+def connect(cloud: str | None, config_file: str | None) -> Any:
+    """An authenticated openstacksdk connection to ``cloud`` (default stackyard-admin)
+    of ``config_file`` (a clouds.yaml; default: openstacksdk's own lookup)."""
+    import openstack
+    import openstack.exceptions
+
+    if config_file:
+        if not Path(config_file).is_file():
+            raise GuestUploadError(f"clouds.yaml not found: {config_file}")
+        os.environ["OS_CLIENT_CONFIG_FILE"] = config_file
+    name = cloud or "stackyard-admin"
+    try:
+        conn = openstack.connect(cloud=name)
+        conn.authorize()
+        return conn
+    except openstack.exceptions.ConfigException as exc:
+        where = os.environ.get("OS_CLIENT_CONFIG_FILE", "clouds.yaml")
+        raise GuestUploadError(f"cloud {name} not found in {where}: {exc}") from None
+    except openstack.exceptions.SDKException as exc:
+        raise GuestUploadError(f"cannot authenticate to cloud {name}: {str(exc).splitlines()[0]}") from None

@@ -8,12 +8,15 @@ veth can be moved into its namespace), then files that name the nodes.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
+from stackyard.engine import ContainerState, Engine, connect
 from stackyard.errors import TestbedError
 from stackyard.testbed import inventory, net, nodes, procs
 from stackyard.testbed.config import TestbedConfig
@@ -21,10 +24,14 @@ from stackyard.testbed.config import TestbedConfig
 Log = Callable[[str], None]
 
 
-def _engine() -> Any:
-    from stackyard.cli import _engine_client
-
-    return _engine_client()
+@contextlib.contextmanager
+def _engine() -> Iterator[Engine]:
+    """The local container engine for one operation, closed when it is done."""
+    engine = connect()
+    try:
+        yield engine
+    finally:
+        engine.close()
 
 
 def ensure_key(cfg: TestbedConfig) -> str:
@@ -53,23 +60,25 @@ def _write_state(cfg: TestbedConfig, hosts: int) -> None:
     inventory.write_if_changed(cfg.state_file, json.dumps(state, indent=2) + "\n")
 
 
-def _known_hosts(cfg: TestbedConfig, client: Any) -> int:
+def _known_hosts(cfg: TestbedConfig, engine: Engine) -> int:
     """Node count: from the state file, else the highest node container index."""
     count = int(_read_state(cfg).get("hosts", 0))
-    existing = nodes.list_nodes(client, cfg)
+    existing = nodes.list_nodes(engine, cfg)
     return max([count, *existing.keys()]) if existing else count
 
 
-def _prepare_node(cfg: TestbedConfig, count: int, container: Any, index: int, pubkey: str) -> None:
+def _prepare_node(cfg: TestbedConfig, count: int, engine: Engine, container: ContainerState, index: int,
+                  pubkey: str) -> None:
     """Address the node and give it the key and /etc/hosts (on every up/start)."""
-    net.plumb(cfg, index, nodes.pid_of(container))
-    nodes.write_file(container, "/root/.ssh/authorized_keys", pubkey + "\n")
-    current = nodes.exec_in(container, ["cat", "/etc/hosts"])
+    name = container.name
+    net.plumb(cfg, index, nodes.pid_of(engine, name))
+    nodes.write_file(engine, name, "/root/.ssh/authorized_keys", pubkey + "\n")
+    current = nodes.exec_in(engine, name, ["cat", "/etc/hosts"])
     # bootstrap-servers adds its own managed block later: keep it
     block_start = current.find("# BEGIN ")
     desired = inventory.render_hosts(cfg, count) + (current[block_start:] if block_start >= 0 else "")
     if current != desired:
-        nodes.write_file(container, "/etc/hosts", desired)
+        nodes.write_file(engine, name, "/etc/hosts", desired)
 
 
 def _wait_ssh(cfg: TestbedConfig, indexes: list[int], timeout: float = 30.0) -> None:
@@ -95,45 +104,46 @@ def up(cfg: TestbedConfig, hosts: int, log: Log, rebuild: bool = False) -> dict[
         raise TestbedError(f"--hosts {hosts}: must be between 1 and 99")
     start = time.monotonic()
     cfg.state_dir.mkdir(parents=True, exist_ok=True)
-    client = _engine()
-    image = nodes.ensure_image(client, log, force=rebuild)
-    extra = [i for i in nodes.list_nodes(client, cfg) if i > hosts]
-    if extra:
-        raise TestbedError(f"test bed '{cfg.prefix}' has more nodes ({', '.join(f'node{i}' for i in extra)}) "
-                           f"than --hosts {hosts}: run `stackyard testbed down` first")
-    pubkey = ensure_key(cfg)
-    if net.ensure_bridge(cfg):
-        # a forwarder left from before would still listen in the old namespace
-        procs.stop(cfg, "forwarder", procs.FORWARDER_MARKER.format(netns=cfg.netns))
-    procs.ensure_registry(cfg)
-    procs.ensure_forwarder(cfg)
-    indexes = list(range(1, hosts + 1))
+    with _engine() as engine:
+        image = nodes.ensure_image(engine, log, force=rebuild)
+        extra = [i for i in nodes.list_nodes(engine, cfg) if i > hosts]
+        if extra:
+            raise TestbedError(f"test bed '{cfg.prefix}' has more nodes "
+                               f"({', '.join(f'node{i}' for i in extra)}) than --hosts {hosts}: "
+                               f"run `stackyard testbed down` first")
+        pubkey = ensure_key(cfg)
+        if net.ensure_bridge(cfg):
+            # a forwarder left from before would still listen in the old namespace
+            procs.stop(cfg, "forwarder", procs.FORWARDER_MARKER.format(netns=cfg.netns))
+        procs.ensure_registry(cfg)
+        procs.ensure_forwarder(cfg)
+        indexes = list(range(1, hosts + 1))
 
-    def one(index: int) -> None:
-        container, was_running = nodes.ensure_running(client, cfg, index, image)
-        _prepare_node(cfg, hosts, container, index, pubkey)
-        log(f"node{index}: {'running' if was_running else 'started'} at {cfg.node_address(index)}")
+        def one(index: int) -> None:
+            container, was_running = nodes.ensure_running(engine, cfg, index, image)
+            _prepare_node(cfg, hosts, engine, container, index, pubkey)
+            log(f"node{index}: {'running' if was_running else 'started'} at {cfg.node_address(index)}")
 
-    with ThreadPoolExecutor(max_workers=min(8, hosts)) as pool:
-        for future in [pool.submit(one, i) for i in indexes]:
-            future.result()
-    _write_state(cfg, hosts)
-    inventory.write_if_changed(cfg.inventory_file, inventory.render_inventory(cfg, hosts))
-    inventory.write_if_changed(cfg.ssh_config_file, inventory.render_ssh_config(cfg, hosts))
-    _wait_ssh(cfg, indexes)
-    log(f"test bed '{cfg.prefix}' up with {hosts} node(s) in {time.monotonic() - start:.1f}s; "
-        f"inventory {cfg.inventory_file}")
-    return status(cfg, client)
+        with ThreadPoolExecutor(max_workers=min(8, hosts)) as pool:
+            for future in [pool.submit(one, i) for i in indexes]:
+                future.result()
+        _write_state(cfg, hosts)
+        inventory.write_if_changed(cfg.inventory_file, inventory.render_inventory(cfg, hosts))
+        inventory.write_if_changed(cfg.ssh_config_file, inventory.render_ssh_config(cfg, hosts))
+        _wait_ssh(cfg, indexes)
+        log(f"test bed '{cfg.prefix}' up with {hosts} node(s) in {time.monotonic() - start:.1f}s; "
+            f"inventory {cfg.inventory_file}")
+        return status(cfg, engine)
 
 
 def down(cfg: TestbedConfig, log: Log, purge: bool = False) -> None:
     """Remove nodes, volumes, namespace and processes; keep registry data unless ``purge``."""
-    client = _engine()
-    for index, container in nodes.list_nodes(client, cfg).items():
-        nodes.remove_node(client, cfg, index, container)
-        log(f"node{index}: removed")
-    for index in range(1, int(_read_state(cfg).get("hosts", 0)) + 1):
-        nodes.remove_node(client, cfg, index, None)   # volumes of containers removed by hand
+    with _engine() as engine:
+        for index, container in nodes.list_nodes(engine, cfg).items():
+            nodes.remove_node(engine, cfg, index, container)
+            log(f"node{index}: removed")
+        for index in range(1, int(_read_state(cfg).get("hosts", 0)) + 1):
+            nodes.remove_node(engine, cfg, index, None)   # volumes of containers removed by hand
     procs.stop_all(cfg)
     net.remove_netns(cfg)
     cfg.state_file.unlink(missing_ok=True)
@@ -143,8 +153,9 @@ def down(cfg: TestbedConfig, log: Log, purge: bool = False) -> None:
     log(f"test bed '{cfg.prefix}' removed")
 
 
-def _node(cfg: TestbedConfig, client: Any, index: int) -> Any:
-    container = nodes.get_container(client, cfg, index)
+def _node(cfg: TestbedConfig, engine: Engine, index: int) -> ContainerState:
+    """Node ``index``'s container; an operator error when the test bed has no such node."""
+    container = nodes.get_container(engine, cfg, index)
     if container is None:
         raise TestbedError(f"node{index} is not part of test bed '{cfg.prefix}': run `stackyard testbed up`")
     return container
@@ -152,32 +163,36 @@ def _node(cfg: TestbedConfig, client: Any, index: int) -> Any:
 
 def stop_node(cfg: TestbedConfig, index: int, log: Log) -> None:
     """Power a node off (docker stop); its bridge-side veth vanishes with its namespace."""
-    container = _node(cfg, _engine(), index)
-    container.stop(timeout=nodes.STOP_TIMEOUT)
+    with _engine() as engine:
+        container = _node(cfg, engine, index)
+        engine.stop(container.name, timeout=nodes.STOP_TIMEOUT)
     net.unplumb(cfg, index)
     log(f"node{index}: stopped")
 
 
 def start_node(cfg: TestbedConfig, index: int, log: Log) -> None:
     """Power a node on again and re-plumb it (a restarted container has a new namespace)."""
-    client = _engine()
-    container = _node(cfg, client, index)
-    if not net.netns_exists(cfg):
-        raise TestbedError(f"test bed namespace '{cfg.netns}' is missing: run `stackyard testbed up`")
-    count = max(_known_hosts(cfg, client), index)
-    container, _ = nodes.ensure_running(client, cfg, index, container.image.id)
-    _prepare_node(cfg, count, container, index, ensure_key(cfg))
+    with _engine() as engine:
+        container = _node(cfg, engine, index)
+        if not net.netns_exists(cfg):
+            raise TestbedError(f"test bed namespace '{cfg.netns}' is missing: run `stackyard testbed up`")
+        count = max(_known_hosts(cfg, engine), index)
+        container, _ = nodes.ensure_running(engine, cfg, index, container.image_id)
+        _prepare_node(cfg, count, engine, container, index, ensure_key(cfg))
     _wait_ssh(cfg, [index])
     log(f"node{index}: started at {cfg.node_address(index)}")
 
 
-def status(cfg: TestbedConfig, client: Any | None = None) -> dict[str, Any]:
+def status(cfg: TestbedConfig, engine: Engine | None = None) -> dict[str, Any]:
     """Machine-readable state of the test bed (what exists, not what should)."""
-    client = client or _engine()
+    if engine is None:
+        with _engine() as own:
+            return status(cfg, own)
     out_nodes = {}
-    for index, container in nodes.list_nodes(client, cfg).items():
-        running = container.status == "running"
-        plumbed = running and net.netns_exists(cfg) and net.is_plumbed(cfg, index, nodes.pid_of(container))
+    for index, container in nodes.list_nodes(engine, cfg).items():
+        running = container.running
+        plumbed = running and net.netns_exists(cfg) and net.is_plumbed(cfg, index,
+                                                                        nodes.pid_of(engine, container.name))
         out_nodes[cfg.hostname(index)] = {
             "container": container.name, "address": cfg.node_address(index),
             "running": running, "plumbed": plumbed, "status": container.status,

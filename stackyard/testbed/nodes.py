@@ -1,4 +1,4 @@
-"""The node image and node containers, through the Docker SDK.
+"""The node image and node containers, through the engine adapter.
 
 Nodes run without ``--privileged`` but with every capability except
 CAP_SYS_RESOURCE, no seccomp/AppArmor filtering, unmasked /proc and /sys paths
@@ -6,6 +6,10 @@ and the host's cgroup tree: that is what a nested dockerd needs, and nothing
 more. /var/lib/docker lives on a named volume (an ext4-backed directory on
 this machine, so nested overlay2 works; overlay-on-overlay would not) that
 survives ``stop``/``start`` and is removed by ``down``.
+
+Engine calls go through :class:`stackyard.engine.Engine` (plain data in and
+out, :class:`~stackyard.errors.EngineError` on failure); containers are named
+by :meth:`TestbedConfig.container`, so functions take the engine and a name.
 """
 
 from __future__ import annotations
@@ -16,9 +20,10 @@ import os
 import tarfile
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
-from stackyard.errors import TestbedError
+from stackyard.engine import ContainerState, CreateRequest, Engine
+from stackyard.errors import EngineError, TestbedError
 from stackyard.testbed.config import LABEL, TestbedConfig
 
 NODE_DIR = Path(__file__).resolve().parent / "node"
@@ -58,103 +63,82 @@ def _context_tar(node_dir: Path) -> io.BytesIO:
     return buf
 
 
-def ensure_image(client: Any, log: Log, force: bool = False) -> str:
+def ensure_image(engine: Engine, log: Log, force: bool = False) -> str:
     """Build the node image unless one with the current context hash exists; returns its ref."""
-    import docker.errors
-
     digest = context_hash()
     ref = image_ref(digest)
     if not force:
-        try:
-            image = client.images.get(ref)
-            if image.labels.get(HASH_LABEL) == digest:
-                return ref
-        except docker.errors.ImageNotFound:
-            pass
+        image = engine.image(ref)
+        if image is not None and image.labels.get(HASH_LABEL) == digest:
+            return ref
     log(f"building node image {ref} (apt needs the Debian mirror)")
     start = time.monotonic()
     tail: list[str] = []
     try:
-        stream = client.api.build(fileobj=_context_tar(NODE_DIR), custom_context=True, tag=ref,
-                                  labels={HASH_LABEL: digest, LABEL: "node-image"},
-                                  network_mode="host", rm=True, forcerm=True, nocache=force,
-                                  decode=True)
-        for chunk in stream:
+        for chunk in engine.build(_context_tar(NODE_DIR), ref, labels={HASH_LABEL: digest, LABEL: "node-image"},
+                                  nocache=force, network_mode="host"):
             if "error" in chunk:
                 raise TestbedError(f"node image build failed: {chunk['error'].strip()}\n"
                                    + "".join(tail[-15:]))
             if "stream" in chunk:
                 tail.append(chunk["stream"])
-    except docker.errors.APIError as exc:
+        engine.tag(ref, f"{IMAGE_REPO}:latest")
+    except EngineError as exc:
         raise TestbedError(f"node image build failed: {exc}") from None
-    client.api.tag(ref, IMAGE_REPO, "latest")
     log(f"node image built in {time.monotonic() - start:.1f}s")
     return ref
 
 
 def container_spec(cfg: TestbedConfig, index: int, image: str,
-                   devices: tuple[str, ...] = DEVICES) -> dict[str, Any]:
-    """Arguments for the low-level ``create_container`` (pure, so it can be unit tested).
+                   devices: tuple[str, ...] = DEVICES) -> CreateRequest:
+    """The node container to create (pure, so it can be unit tested).
 
-    ``host_config`` holds ``create_host_config`` keyword arguments. The CLI's
-    ``--security-opt systempaths=unconfined`` is not an API option: the CLI
-    turns it into empty MaskedPaths/ReadonlyPaths, which :func:`create` sets.
+    The CLI's ``--security-opt systempaths=unconfined`` is not an API option:
+    the CLI turns it into empty MaskedPaths/ReadonlyPaths, which is what
+    ``masked_paths=[]`` and ``readonly_paths=[]`` ask for. Devices this machine
+    lacks are left out (a node without /dev/kvm still runs, with emulation).
     """
     present = [d for d in devices if os.path.exists(d)]
-    return {
-        "image": image,
-        "name": cfg.container(index),
-        "hostname": cfg.hostname(index),
-        "labels": {LABEL: cfg.prefix, f"{LABEL}.node": str(index)},
-        "stop_signal": "SIGTERM",
-        "stop_timeout": STOP_TIMEOUT,
-        "host_config": {
-            "network_mode": "none",
-            "cap_add": ["ALL"],
-            "cap_drop": ["SYS_RESOURCE"],
-            "security_opt": ["seccomp=unconfined", "apparmor=unconfined"],
-            "cgroupns": "host",
-            "binds": {
-                "/sys/fs/cgroup": {"bind": "/sys/fs/cgroup", "mode": "rw"},
-                cfg.volume(index): {"bind": "/var/lib/docker", "mode": "rw"},
-            },
-            # a fresh /run per boot, like a real host: no stale pid files
-            "tmpfs": {"/run": "rw,nosuid,nodev,exec,mode=755,size=512m"},
-            "devices": [f"{d}:{d}:rwm" for d in present],
-            "restart_policy": {"Name": "no"},
-        },
-        "unmask_system_paths": True,
-    }
+    return CreateRequest(
+        name=cfg.container(index),
+        image=image,
+        hostname=cfg.hostname(index),
+        labels={LABEL: cfg.prefix, f"{LABEL}.node": str(index)},
+        network_mode="none",
+        cap_add=["ALL"],
+        cap_drop=["SYS_RESOURCE"],
+        security_opt=["seccomp=unconfined", "apparmor=unconfined"],
+        cgroupns="host",
+        binds=["/sys/fs/cgroup:/sys/fs/cgroup:rw", f"{cfg.volume(index)}:/var/lib/docker:rw"],
+        # a fresh /run per boot, like a real host: no stale pid files
+        tmpfs={"/run": "rw,nosuid,nodev,exec,mode=755,size=512m"},
+        devices=[f"{d}:{d}:rwm" for d in present],
+        restart_policy="no",
+        stop_signal="SIGTERM",
+        stop_timeout=STOP_TIMEOUT,
+        masked_paths=[],
+        readonly_paths=[],
+    )
 
 
-def create(client: Any, spec: dict[str, Any]) -> Any:
-    """Create a node container from :func:`container_spec`; returns the SDK container."""
-    host_config = client.api.create_host_config(**spec["host_config"])
-    if spec.get("unmask_system_paths"):
-        host_config["MaskedPaths"] = []
-        host_config["ReadonlyPaths"] = []
-    created = client.api.create_container(
-        image=spec["image"], name=spec["name"], hostname=spec["hostname"], labels=spec["labels"],
-        stop_signal=spec["stop_signal"], stop_timeout=spec["stop_timeout"],
-        volumes=[b["bind"] for b in spec["host_config"]["binds"].values()],
-        host_config=host_config)
-    return client.containers.get(created["Id"])
+def create(engine: Engine, req: CreateRequest) -> ContainerState:
+    """Create (not start) a node container from :func:`container_spec`; returns its state."""
+    engine.create(req)
+    state = engine.container(req.name)
+    if state is None:
+        raise TestbedError(f"container {req.name} vanished right after it was created")
+    return state
 
 
-def get_container(client: Any, cfg: TestbedConfig, index: int) -> Any | None:
-    import docker.errors
-
-    try:
-        return client.containers.get(cfg.container(index))
-    except docker.errors.NotFound:
-        return None
+def get_container(engine: Engine, cfg: TestbedConfig, index: int) -> ContainerState | None:
+    """Node ``index``'s container, or None when it does not exist."""
+    return engine.container(cfg.container(index))
 
 
-def list_nodes(client: Any, cfg: TestbedConfig) -> dict[int, Any]:
+def list_nodes(engine: Engine, cfg: TestbedConfig) -> dict[int, ContainerState]:
     """Every node container of this test bed, running or not, by index."""
-    found = client.containers.list(all=True, filters={"label": f"{LABEL}={cfg.prefix}"})
     out = {}
-    for c in found:
+    for c in engine.containers(labels=[f"{LABEL}={cfg.prefix}"]):
         try:
             out[int(c.labels.get(f"{LABEL}.node", ""))] = c
         except ValueError:
@@ -162,65 +146,55 @@ def list_nodes(client: Any, cfg: TestbedConfig) -> dict[int, Any]:
     return dict(sorted(out.items()))
 
 
-def ensure_running(client: Any, cfg: TestbedConfig, index: int, image: str) -> tuple[Any, bool]:
-    """Create and/or start node ``index``; returns (container, was_already_running).
+def ensure_running(engine: Engine, cfg: TestbedConfig, index: int, image: str) -> tuple[ContainerState, bool]:
+    """Create and/or start node ``index``; returns (its state, was_already_running).
 
     A container from an older node image is kept (its volume holds state);
     ``down`` then ``up`` picks up a new image.
     """
-    import docker.errors
-
-    container = get_container(client, cfg, index)
+    name = cfg.container(index)
     try:
+        container = engine.container(name)
         if container is None:
-            container = create(client, container_spec(cfg, index, image))
-        container.reload()
-        if container.status == "running":
+            container = create(engine, container_spec(cfg, index, image))
+        if container.running:
             return container, True
-        container.start()
-        container.reload()
-    except docker.errors.APIError as exc:
-        raise TestbedError(f"node{index}: cannot start container {cfg.container(index)}: "
-                           f"{exc.explanation or exc}") from None
-    if container.status != "running":
-        raise TestbedError(f"node{index}: container {container.name} exited at once: "
-                           f"{container.logs(tail=20).decode(errors='replace')}")
+        engine.start(name)
+        container = engine.container(name)
+    except EngineError as exc:
+        raise TestbedError(f"node{index}: cannot start container {name}: {exc}") from None
+    if container is None:
+        raise TestbedError(f"node{index}: container {name} vanished right after it was started")
+    if not container.running:
+        raise TestbedError(f"node{index}: container {name} exited at once: {engine.logs(name, tail=20)}")
     return container, False
 
 
-def pid_of(container: Any) -> int:
-    container.reload()
-    pid = int(container.attrs["State"]["Pid"])
-    if pid <= 0:
-        raise TestbedError(f"container {container.name} is not running")
-    return pid
+def pid_of(engine: Engine, name: str) -> int:
+    """PID (in this machine's namespace) of the running container ``name``: the handle to its netns."""
+    container = engine.container(name)
+    if container is None or container.pid <= 0:
+        raise TestbedError(f"container {name} is not running")
+    return container.pid
 
 
-def exec_in(container: Any, cmd: list[str]) -> str:
-    """Run ``cmd`` in the node; raises with its output when it fails."""
-    rc, out = container.exec_run(cmd)
-    text = out.decode(errors="replace") if out else ""
+def exec_in(engine: Engine, name: str, cmd: list[str]) -> str:
+    """Run ``cmd`` in the node ``name``; raises with its output when it fails."""
+    rc, text = engine.exec(name, cmd)
     if rc != 0:
-        raise TestbedError(f"{container.name}: '{' '.join(cmd)}' failed (rc {rc}): {text.strip()}")
+        raise TestbedError(f"{name}: '{' '.join(cmd)}' failed (rc {rc}): {text.strip()}")
     return text
 
 
-def write_file(container: Any, path: str, text: str) -> None:
+def write_file(engine: Engine, name: str, path: str, text: str) -> None:
     """Write ``text`` into ``path`` in place (works for Docker's bind-mounted /etc/hosts)."""
-    rc, out = container.exec_run(["sh", "-c", 'printf "%s" "$1" > "$2"', "sh", text, path])
+    rc, out = engine.exec(name, ["sh", "-c", 'printf "%s" "$1" > "$2"', "sh", text, path])
     if rc != 0:
-        raise TestbedError(f"{container.name}: cannot write {path}: {out.decode(errors='replace')}")
+        raise TestbedError(f"{name}: cannot write {path}: {out.strip()}")
 
 
-def remove_node(client: Any, cfg: TestbedConfig, index: int, container: Any | None) -> None:
-    import docker.errors
-
+def remove_node(engine: Engine, cfg: TestbedConfig, index: int, container: ContainerState | None) -> None:
+    """Remove node ``index``'s container (when given) and its volume; whatever is gone already is fine."""
     if container is not None:
-        try:
-            container.remove(force=True)
-        except docker.errors.NotFound:
-            pass
-    try:
-        client.volumes.get(cfg.volume(index)).remove(force=True)
-    except docker.errors.NotFound:
-        pass
+        engine.remove(container.name)
+    engine.remove_volume(cfg.volume(index))

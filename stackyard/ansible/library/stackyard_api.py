@@ -31,7 +31,7 @@ def main() -> None:
     )
     try:
         from stackyard.deploy.apply import HostApplier
-        from stackyard.deploy.model import HostPlan
+        from stackyard.agent.model import HostPlan
         from stackyard.errors import StackyardError
     except ImportError as exc:
         module.fail_json(msg=f"stackyard is not importable by {__import__('sys').executable}: {exc}")

@@ -1,9 +1,10 @@
-"""Cron: rotates the services' logs in the shared kolla_logs volume."""
+"""Cron: rotates the services' logs in the shared kolla_logs volume, on every host."""
 
 from __future__ import annotations
 
+from stackyard.agent.model import Phase, Step, StepKind
 from stackyard.deploy.context import PlanContext, cfile
-from stackyard.deploy.model import Phase, Step
+from stackyard.deploy.services.base import Group, Service
 
 LOGROTATE = """\
 daily
@@ -32,4 +33,15 @@ def plan(ctx: PlanContext) -> Phase:
         cfile("logrotate-cron", "/etc/cron.d/logrotate", "root", "0644"),
     ])
     c = ctx.container("cron", "cron", svc)
-    return Phase(svc, [Step("container", "cron", c)])
+    return Phase(svc, [Step(StepKind.CONTAINER, "cron", c)])
+
+
+SERVICE = Service(
+    name="cron",
+    summary="the cron container (log rotation) on every host.",
+    enabled=True,
+    groups=(Group("cron", ("common",)),),
+    images=("cron",),
+    profile="infra",
+    plan=plan,
+)

@@ -7,15 +7,19 @@ process cannot bind a port below 1024.
 
 from __future__ import annotations
 
+from stackyard.agent.model import Phase, Step, StepKind
 from stackyard.deploy.context import PlanContext, cfile
-from stackyard.deploy.model import Phase, Step
+from stackyard.deploy.merge import render_ini
+from stackyard.deploy.options import Option
 from stackyard.deploy.services import common
+from stackyard.deploy.services.base import Frontend, Group, Password, Port, Service, User
 
 WSGI = "/usr/share/openstack-dashboard/wsgi.py"
 STATIC = "/var/lib/openstack-dashboard/static"
 
 
 def settings(ctx: PlanContext) -> str:
+    """local_settings.d/_9999_stackyard.py: Python, so written as text (not INI)."""
     v = ctx.variables
     return (
         "# Written by stackyard: read after Debian's local_settings.py and local_settings.d.\n"
@@ -42,11 +46,9 @@ def plan(ctx: PlanContext) -> Phase:
     v = ctx.variables
     svc, port = "horizon", int(v["horizon_port"])
     ctx.add_file(svc, "_9999_stackyard.py", settings(ctx), owner="horizon", secret=True)
-    ini = common.uwsgi_ini(ctx, WSGI, port, processes=v.get("horizon_workers", 2), run_as="horizon", extra=(
-        f"static-map = /static={STATIC}\n"
-        "chdir = /usr/share/openstack-dashboard\n"
-    ))
-    ctx.add_file(svc, "horizon-uwsgi.ini", ini, owner="horizon", mode=0o600)
+    ini = common.uwsgi_ini(ctx, WSGI, port, processes=v["horizon_workers"], run_as="horizon",
+                           **{"static-map": f"/static={STATIC}", "chdir": "/usr/share/openstack-dashboard"})
+    ctx.add_file(svc, "horizon-uwsgi.ini", render_ini(ini), owner="horizon", mode=0o600)
     ctx.add_config_json(svc, "uwsgi --ini /etc/openstack-dashboard/horizon-uwsgi.ini", [
         cfile("_9999_stackyard.py", "/etc/openstack-dashboard/local_settings.d/_9999_stackyard.py",
               "horizon", "0600"),
@@ -54,4 +56,24 @@ def plan(ctx: PlanContext) -> Phase:
     ])
     c = ctx.container("horizon", "horizon", svc, user="root",
                       healthcheck=common.http_check(ctx, port, "/auth/login/"))
-    return Phase("horizon", [Step("container", "horizon", c), Step("wait", "horizon", params={"timeout": 120})])
+    return Phase("horizon", [Step(StepKind.CONTAINER, "horizon", c),
+                             Step(StepKind.WAIT, "horizon", params={"timeout": 120})])
+
+
+SERVICE = Service(
+    name="horizon",
+    summary="Horizon (dashboard).",
+    requires=("keystone", "memcached"),
+    after=("glance", "nova", "neutron", "placement"),
+    groups=(Group("horizon", ("control",)),),
+    images=("horizon",),
+    options=(
+        Option("horizon_port", int, 80, "Horizon HTTP port."),
+        Option("horizon_workers", int, 2, "uWSGI processes of Horizon."),
+    ),
+    passwords=(Password("horizon_secret_key"), Password("horizon_database_password")),
+    frontends=(Frontend("horizon", "horizon", "horizon_port"),),
+    users=(User("horizon", 42420, "/var/lib/horizon"),),
+    ports=(Port("horizon_port", "horizon"),),
+    plan=plan,
+)

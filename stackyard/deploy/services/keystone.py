@@ -8,41 +8,15 @@ import base64
 import hashlib
 import hmac
 
+from stackyard.agent.model import Phase, Step, StepKind
 from stackyard.deploy.context import PlanContext, cfile
-from stackyard.deploy.model import Phase, Step
+from stackyard.deploy.merge import IniConf, render_ini
+from stackyard.deploy.options import Option
 from stackyard.deploy.services import common
+from stackyard.deploy.services.base import (
+    OSLO_OVERRIDES, Database, Frontend, Group, Password, Port, RabbitUser, Service, User,
+)
 
-KEYSTONE_CONF = """\
-[DEFAULT]
-debug = {debug}
-use_stderr = true
-transport_url = {transport_url}
-
-[database]
-connection = {connection}
-connection_recycle_time = 10
-max_pool_size = 4
-max_retries = -1
-
-[token]
-provider = {provider}
-expiration = {expiry}
-
-[fernet_tokens]
-key_repository = /etc/keystone/fernet-keys
-max_active_keys = 3
-
-[credential]
-key_repository = /etc/keystone/credential-keys
-
-[cache]
-enabled = true
-backend = oslo_cache.memcache_pool
-memcache_servers = {memcache}
-
-[oslo_messaging_notifications]
-driver = {notify_driver}
-"""
 
 def derived_key(secret: str, purpose: str) -> str:
     """A Fernet key (32 bytes, urlsafe base64) derived from a passwords.yml secret.
@@ -68,21 +42,28 @@ def key_files(ctx: PlanContext, svc: str) -> list[dict]:
     return entries
 
 
+def keystone_conf(ctx: PlanContext) -> IniConf:
+    v = ctx.variables
+    transport = common.transport_url(ctx, "keystone")
+    return {
+        "DEFAULT": common.default_section(ctx, "keystone"),
+        "database": {"connection": common.db_url(ctx, "keystone", "keystone_database_password", "keystone"),
+                     "connection_recycle_time": 10, "max_pool_size": 4, "max_retries": -1},
+        "token": {"provider": v["keystone_token_provider"], "expiration": v["fernet_token_expiry"]},
+        "fernet_tokens": {"key_repository": "/etc/keystone/fernet-keys", "max_active_keys": 3},
+        "credential": {"key_repository": "/etc/keystone/credential-keys"},
+        "cache": common.cache_section(ctx),
+        "oslo_messaging_notifications": {"driver": "messagingv2" if transport else "noop"},
+    }
+
+
 def plan(ctx: PlanContext) -> Phase:
     v, pw = ctx.variables, ctx.passwords
     svc = "keystone"
-    transport = common.transport_url(ctx, "keystone")
-    conf = KEYSTONE_CONF.format(
-        debug=str(bool(v.get("openstack_logging_debug"))).lower(),
-        connection=common.db_url(ctx, "keystone", "keystone_database_password", "keystone"),
-        provider=v["keystone_token_provider"], expiry=v["fernet_token_expiry"],
-        memcache=common.memcache_servers(ctx),
-        transport_url=transport, notify_driver="messagingv2" if transport else "noop",
-    )
-    ctx.add_ini(svc, "keystone.conf", "keystone", conf, owner="keystone", secret=True)
+    ctx.add_ini(svc, "keystone.conf", keystone_conf(ctx), owner="keystone")
     uwsgi = common.uwsgi_ini(ctx, "/usr/bin/keystone-wsgi-public", int(v["keystone_public_port"]),
-                             processes=v.get("keystone_api_workers", 2))
-    ctx.add_file(svc, "keystone-uwsgi.ini", uwsgi, owner="keystone", mode=0o600)
+                             processes=v["keystone_api_workers"])
+    ctx.add_file(svc, "keystone-uwsgi.ini", render_ini(uwsgi), owner="keystone", mode=0o600)
     ctx.add_config_json(svc, "uwsgi --ini /etc/keystone/keystone-uwsgi.ini", [
         cfile("keystone.conf", "/etc/keystone/keystone.conf", "keystone", "0600"),
         cfile("keystone-uwsgi.ini", "/etc/keystone/keystone-uwsgi.ini", "keystone", "0600"),
@@ -92,8 +73,7 @@ def plan(ctx: PlanContext) -> Phase:
     ])
     # the admin bootstrap job has its own config dir: keystone.conf plus the admin password
     admin = "keystone-bootstrap-admin"
-    ctx.add_file(admin, "keystone.conf", _find(ctx, svc, "keystone.conf"),
-                 owner="keystone", secret=True)
+    ctx.add_file(admin, "keystone.conf", ctx.content_of(svc, "keystone.conf"), owner="keystone", secret=True)
     ctx.add_file(admin, "admin-password", pw["keystone_admin_password"], owner="keystone", secret=True)
     url = common.auth_url(ctx)
     args = [
@@ -113,34 +93,50 @@ def plan(ctx: PlanContext) -> Phase:
     ])
     volumes = ["keystone_fernet_tokens:/etc/keystone/fernet-keys/",
                "keystone_credential_keys:/etc/keystone/credential-keys/"]
-    # db_sync and key setup re-run when the image changes (new schema), not on
-    # every keystone.conf edit; the admin bootstrap re-runs when its password or
-    # endpoints change (they are in its config.json and admin-password)
-    bootstrap = ctx.container("bootstrap_keystone", "keystone", svc, volumes=volumes,
-                              environment={"KOLLA_BOOTSTRAP": "1"}, restart_policy="no",
-                              trigger_files=[])
-    api = ctx.container(
-        "keystone", "keystone", svc, volumes=volumes,
-        healthcheck=["healthcheck_curl", f"http://{v['api_interface_address']}:{v['keystone_public_port']}/v3"],
-    )
+    api = ctx.container("keystone", "keystone", svc, volumes=volumes,
+                        healthcheck=common.http_check(ctx, int(v["keystone_public_port"]), "/v3"))
+    # the admin bootstrap re-runs when its password or endpoints change (they
+    # are in its config.json and admin-password), not on every keystone.conf edit
     admin_job = ctx.container("keystone_bootstrap_admin", "keystone", svc, config_dir=admin,
                               volumes=volumes, restart_policy="no",
                               trigger_files=[f"{ctx.service_dir(admin)}/admin-password",
                                              f"{ctx.service_dir(admin)}/config.json"])
     return Phase(svc, [
-        Step("database", "keystone", params={"database": "keystone", "user": "keystone",
-                                             "password_key": "keystone_database_password"}),
-        Step("job", "bootstrap_keystone", bootstrap),
-        Step("container", "keystone", api),
-        Step("wait", "keystone", params={"timeout": 120}),
-        Step("job", "keystone_bootstrap_admin", admin_job),
-        Step("keystone_check", "keystone", params={"auth_url": f"{url}/v3"}),
+        *ctx.database_steps(),
+        common.bootstrap_job(ctx, "keystone", "keystone", svc, volumes=volumes),
+        Step(StepKind.CONTAINER, "keystone", api),
+        Step(StepKind.WAIT, "keystone", params={"timeout": 120}),
+        Step(StepKind.JOB, "keystone_bootstrap_admin", admin_job),
+        Step(StepKind.KEYSTONE_CHECK, "keystone", params={"auth_url": f"{url}/v3"}),
     ])
 
 
-def _find(ctx: PlanContext, service: str, name: str) -> str:
-    path = f"{ctx.service_dir(service)}/{name}"
-    for f in ctx.files:
-        if f.path == path:
-            return f.content
-    raise KeyError(path)
+SERVICE = Service(
+    name="keystone",
+    summary="Keystone (identity).",
+    enabled=True,
+    requires=("mariadb", "memcached"),
+    after=("rabbitmq", "loadbalancer"),
+    groups=(Group("keystone", ("control",)),),
+    images=("keystone",),
+    options=(
+        Option("keystone_public_port", int, 5000, "Keystone public API port."),
+        Option("keystone_internal_port", int, 5000,
+               "Keystone internal API port (same as public since the admin API is gone)."),
+        Option("keystone_api_workers", int, 2, "uWSGI processes of the Keystone API."),
+        Option("keystone_admin_user", str, "admin", "Cloud administrator user created in Keystone."),
+        Option("keystone_admin_project", str, "admin", "Project the administrator belongs to."),
+        Option("keystone_token_provider", str, "fernet", "Keystone token format.", choices=("fernet",)),
+        Option("fernet_token_expiry", int, 86400, "Token lifetime in seconds."),
+    ),
+    passwords=(Password("keystone_admin_password"), Password("keystone_database_password"),
+               Password("keystone_fernet_secret")),
+    databases=(Database("keystone", "keystone", "keystone_database_password"),),
+    rabbitmq=RabbitUser("keystone"),
+    frontends=(Frontend("keystone", "keystone", "keystone_public_port", check_path="/v3"),),
+    users=(User("keystone", 42425, "/var/lib/keystone"),),
+    ports=(Port("keystone_public_port", "keystone"),),
+    project="keystone",
+    overrides=OSLO_OVERRIDES,
+    plan=plan,
+)

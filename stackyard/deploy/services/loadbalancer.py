@@ -5,40 +5,17 @@ host (VRRP, unicast between the hosts, so no multicast is needed on the
 network); HAProxy on every such host binds the VIP with ``transparent``
 (IP_TRANSPARENT, hence NET_ADMIN) so it can bind while another host holds the
 address, with no host sysctl that a reboot would reset (kolla-ansible sets
-``net.ipv4.ip_nonlocal_bind`` instead), and forwards to the backends,
-which come from the same inventory groups that placed the services.
+``net.ipv4.ip_nonlocal_bind`` instead), and forwards to the backends, which
+come from the same inventory groups that placed the services. The listeners
+are the ``frontends`` every enabled service declares.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from stackyard.agent.model import Phase, Step, StepKind
 from stackyard.deploy.context import PlanContext, cfile
-from stackyard.deploy.model import Phase, Step
-
-
-@dataclass(frozen=True)
-class Frontend:
-    name: str
-    service: str          # enable_<service>
-    group: str            # inventory group of the backends
-    port_key: str
-    mode: str = "http"
-    check_path: str = ""  # HTTP health check; empty: TCP connect
-    active_backup: bool = False  # one server at a time (Galera: avoids write conflicts)
-
-
-FRONTENDS = (
-    Frontend("mariadb", "mariadb", "mariadb", "database_port", mode="tcp", active_backup=True),
-    Frontend("keystone", "keystone", "keystone", "keystone_public_port", check_path="/v3"),
-    Frontend("glance_api", "glance", "glance-api", "glance_api_port", check_path="/healthcheck"),
-    Frontend("placement_api", "placement", "placement-api", "placement_api_port", check_path="/"),
-    Frontend("nova_api", "nova", "nova-api", "nova_api_port", check_path="/"),
-    Frontend("nova_metadata", "nova", "nova-metadata", "nova_metadata_port"),
-    Frontend("nova_novncproxy", "nova", "nova-novncproxy", "nova_novncproxy_port"),
-    Frontend("neutron_server", "neutron", "neutron-server", "neutron_server_port", check_path="/"),
-    Frontend("horizon", "horizon", "horizon", "horizon_port"),
-)
+from stackyard.deploy.options import Option
+from stackyard.deploy.services.base import Group, Password, Port, Service, User
 
 
 def haproxy_cfg(ctx: PlanContext) -> str:
@@ -64,10 +41,8 @@ def haproxy_cfg(ctx: PlanContext) -> str:
         "    monitor-uri /",
         "",
     ]
-    for fe in FRONTENDS:
-        if not v.get(f"enable_{fe.service}"):
-            continue
-        port = v[fe.port_key]
+    for fe in (f for s in ctx.enabled for f in s.frontends):
+        port = v[fe.port]
         out += [f"listen {fe.name}", f"    mode {fe.mode}", f"    bind {vip}:{port} transparent"]
         if fe.mode == "tcp":
             out += ["    option tcplog", "    option clitcpka", "    option srvtcpka",
@@ -141,7 +116,8 @@ def plan(ctx: PlanContext) -> Phase:
             "haproxy", "haproxy", "haproxy", cap_add=["NET_ADMIN"],
             healthcheck=["healthcheck_curl", f"http://{v['api_interface_address']}:{v['haproxy_monitor_port']}/"],
         )
-        steps += [Step("container", "haproxy", haproxy), Step("wait", "haproxy", params={"timeout": 60})]
+        steps += [Step(StepKind.CONTAINER, "haproxy", haproxy),
+                  Step(StepKind.WAIT, "haproxy", params={"timeout": 60})]
     if v.get("enable_keepalived"):
         ctx.add_file("keepalived", "keepalived.conf", keepalived_conf(ctx), mode=0o600, secret=True)
         ctx.add_config_json("keepalived", "keepalived --dont-fork --log-console --log-detail "
@@ -150,5 +126,26 @@ def plan(ctx: PlanContext) -> Phase:
                             ])
         keepalived = ctx.container("keepalived", "keepalived", "keepalived",
                                    cap_add=["NET_ADMIN", "NET_RAW", "NET_BROADCAST"])
-        steps.append(Step("container", "keepalived", keepalived))
+        steps.append(Step(StepKind.CONTAINER, "keepalived", keepalived))
     return Phase("loadbalancer", steps)
+
+
+SERVICE = Service(
+    name="loadbalancer",
+    summary="HAProxy + keepalived holding kolla_internal_vip_address (multi-host; the all-in-one "
+            "binds services on the VIP itself).",
+    groups=(Group("loadbalancer", ("network",)),),
+    images=("haproxy", "keepalived"),
+    profile="infra",
+    options=(
+        Option("enable_haproxy", bool, "{{ enable_loadbalancer }}", "Deploy HAProxy (follows enable_loadbalancer)."),
+        Option("enable_keepalived", bool, "{{ enable_loadbalancer }}",
+               "Deploy keepalived (follows enable_loadbalancer)."),
+        Option("keepalived_virtual_router_id", int, 51, "VRRP router id of the internal VIP (1-255)."),
+        Option("haproxy_monitor_port", int, 31313, "HAProxy health URI port on each host's API address."),
+    ),
+    passwords=(Password("keepalived_password"),),
+    users=(User("haproxy", 42454, "/var/lib/haproxy"),),
+    ports=(Port("haproxy_monitor_port", "haproxy"),),
+    plan=plan,
+)

@@ -5,125 +5,120 @@ namespaces) and the metadata agent.
 
 The agents' network namespaces live under /run/netns, bind-mounted with shared
 propagation so every agent container and the host (``ip netns``) see the same
-qdhcp-*/qrouter-* namespaces. The "public" provider network is br-ex with one
-end of a veth pair made by the deploy, attached to nothing: no route off the
-machine.
+qdhcp-*/qrouter-* namespaces; they are host resources of this service, removed
+by destroy. The "public" provider network is br-ex with one end of a veth pair
+made by the deploy, attached to nothing: no route off the machine.
 """
 
 from __future__ import annotations
 
+from stackyard.agent.model import Phase, ResourceKind, Step, StepKind
 from stackyard.deploy.context import PlanContext, cfile
-from stackyard.deploy.model import Phase, Step
+from stackyard.deploy.merge import IniConf
+from stackyard.deploy.options import Option
 from stackyard.deploy.services import common
+from stackyard.deploy.services.base import (
+    OSLO_OVERRIDES, Database, Frontend, Group, Password, Port, RabbitUser, Registration, Service, User,
+)
 from stackyard.deploy.services.openvswitch import RUN_VOLUME, ovsdb_address
 
 ROOT_HELPER = "sudo neutron-rootwrap /etc/neutron/rootwrap.conf"
-NETNS_MOUNT = "/run/netns:/run/netns:shared"
 AGENT_CAPS = ["NET_ADMIN", "SYS_ADMIN", "NET_RAW", "DAC_OVERRIDE", "DAC_READ_SEARCH", "SYS_PTRACE"]
+#: namespaces the L3 and DHCP agents make (routers, DHCP servers, DVR)
+NETNS_PREFIXES = ["qdhcp-", "qrouter-", "snat-", "fip-"]
 
 
-def neutron_conf(ctx: PlanContext) -> str:
+def netns_dir(ctx: PlanContext) -> str:
+    """Where the agents' namespaces live on the host: /run/netns (what ``ip netns``
+    lists), or a directory of the deployment's own when it has a name prefix."""
+    return f"/run/netns-{ctx.prefix}" if ctx.prefix else "/run/netns"
+
+
+def neutron_conf(ctx: PlanContext) -> IniConf:
     v = ctx.variables
-    return (
-        common.default_section(ctx, "neutron", extra=(
-            "core_plugin = ml2\n"
-            "service_plugins = router\n"
-            f"bind_host = {v['api_interface_address']}\n"
-            f"bind_port = {v['neutron_server_port']}\n"
-            "auth_strategy = keystone\n"
-            "state_path = /var/lib/neutron\n"
-            f"host = {v.get('inventory_hostname', 'localhost')}\n"
-            "allow_overlapping_ips = true\n"
-            "notify_nova_on_port_status_changes = true\n"
-            "notify_nova_on_port_data_changes = true\n"
-            "dhcp_agents_per_network = 1\n"
-            "api_workers = 1\n"
-            "rpc_workers = 1\n"
-            "rpc_state_report_workers = 1\n"
-            "global_physnet_mtu = 1500\n"
-        ))
-        + common.database_section(ctx, "neutron", "neutron_database_password", "neutron")
-        + common.authtoken_section(ctx, "neutron", "neutron_keystone_password")
-        + "\n" + common.keystone_authtoken(ctx, "nova", "nova_keystone_password", section="nova")
-        + "endpoint_type = internal\n"
-        + "\n" + common.keystone_authtoken(ctx, "placement", "placement_keystone_password", section="placement")
-        + "\n[oslo_concurrency]\nlock_path = /var/lib/neutron/tmp\n"
-        + f"\n[agent]\nroot_helper = {ROOT_HELPER}\nroot_helper_daemon = sudo neutron-rootwrap-daemon /etc/neutron/rootwrap.conf\n"
-        + f"\n[ovs]\novsdb_connection = {ovsdb_address(ctx)}\n"
-        + "\n[oslo_messaging_notifications]\ndriver = noop\n"
-    )
+    return {
+        "DEFAULT": common.default_section(
+            ctx, "neutron", core_plugin="ml2", service_plugins="router", bind_host=v["api_interface_address"],
+            bind_port=v["neutron_server_port"], auth_strategy="keystone", state_path="/var/lib/neutron",
+            host=v.get("inventory_hostname", "localhost"), allow_overlapping_ips=True,
+            notify_nova_on_port_status_changes=True, notify_nova_on_port_data_changes=True,
+            dhcp_agents_per_network=1, api_workers=1, rpc_workers=1, rpc_state_report_workers=1,
+            global_physnet_mtu=1500),
+        "database": common.database_section(ctx, "neutron", "neutron_database_password", "neutron"),
+        "keystone_authtoken": common.authtoken_section(ctx, "neutron", "neutron_keystone_password"),
+        "nova": common.keystone_authtoken(ctx, "nova", "nova_keystone_password", endpoint_type="internal"),
+        "placement": common.keystone_authtoken(ctx, "placement", "placement_keystone_password"),
+        "oslo_concurrency": {"lock_path": "/var/lib/neutron/tmp"},
+        "agent": {"root_helper": ROOT_HELPER,
+                  "root_helper_daemon": "sudo neutron-rootwrap-daemon /etc/neutron/rootwrap.conf"},
+        "ovs": {"ovsdb_connection": ovsdb_address(ctx)},
+        "oslo_messaging_notifications": {"driver": "noop"},
+    }
 
 
-def ml2_conf(ctx: PlanContext) -> str:
-    v = ctx.variables
-    return (
-        "[ml2]\ntype_drivers = flat,vxlan\ntenant_network_types = vxlan\n"
-        "mechanism_drivers = openvswitch\nextension_drivers = port_security\n"
-        f"\n[ml2_type_flat]\nflat_networks = {v.get('neutron_physical_network', 'physnet1')}\n"
-        "\n[ml2_type_vxlan]\nvni_ranges = 1:1000\n"
-    )
+def ml2_conf(ctx: PlanContext) -> IniConf:
+    return {
+        "ml2": {"type_drivers": "flat,vxlan", "tenant_network_types": "vxlan",
+                "mechanism_drivers": "openvswitch", "extension_drivers": "port_security"},
+        "ml2_type_flat": {"flat_networks": ctx.variables["neutron_physical_network"]},
+        "ml2_type_vxlan": {"vni_ranges": "1:1000"},
+    }
 
 
-def openvswitch_agent_conf(ctx: PlanContext) -> str:
+def openvswitch_agent_conf(ctx: PlanContext) -> IniConf:
     v = ctx.variables
     addr = v["api_interface_address"]
-    return (
-        f"[ovs]\nbridge_mappings = {v.get('neutron_physical_network', 'physnet1')}:br-ex\n"
-        "datapath_type = netdev\n"
-        f"local_ip = {v.get('tunnel_interface_address', addr)}\n"
-        f"of_listen_address = {addr}\nof_listen_port = {v.get('neutron_of_listen_port', 6633)}\n"
-        f"ovsdb_connection = {ovsdb_address(ctx)}\n"
-        "\n[agent]\ntunnel_types = vxlan\nl2_population = false\n"
-        "\n[securitygroup]\nenable_security_group = true\nfirewall_driver = openvswitch\n"
-    )
+    return {
+        "ovs": {"bridge_mappings": f"{v['neutron_physical_network']}:br-ex", "datapath_type": "netdev",
+                "local_ip": v.get("tunnel_interface_address", addr), "of_listen_address": addr,
+                "of_listen_port": v["neutron_of_listen_port"], "ovsdb_connection": ovsdb_address(ctx)},
+        "agent": {"tunnel_types": "vxlan", "l2_population": False},
+        "securitygroup": {"enable_security_group": True, "firewall_driver": "openvswitch"},
+    }
+
+
+def agent_files(ctx: PlanContext) -> dict[str, tuple[str, str, IniConf, bool]]:
+    """config dir -> (file, destination, content, secret) of each container's own .ini."""
+    v = ctx.variables
+    return {
+        "neutron-server": ("ml2_conf.ini", "/etc/neutron/plugins/ml2/ml2_conf.ini", ml2_conf(ctx), False),
+        "neutron-openvswitch-agent": ("openvswitch_agent.ini", "/etc/neutron/plugins/ml2/openvswitch_agent.ini",
+                                      openvswitch_agent_conf(ctx), False),
+        "neutron-dhcp-agent": ("dhcp_agent.ini", "/etc/neutron/dhcp_agent.ini", {"DEFAULT": {
+            "interface_driver": "openvswitch", "dhcp_driver": "neutron.agent.linux.dhcp.Dnsmasq",
+            "enable_isolated_metadata": True, "force_metadata": False}}, False),
+        "neutron-l3-agent": ("l3_agent.ini", "/etc/neutron/l3_agent.ini", {"DEFAULT": {
+            "interface_driver": "openvswitch", "agent_mode": "legacy"}}, False),
+        "neutron-metadata-agent": ("metadata_agent.ini", "/etc/neutron/metadata_agent.ini", {"DEFAULT": {
+            "nova_metadata_host": v["kolla_internal_fqdn"], "nova_metadata_port": v["nova_metadata_port"],
+            "metadata_proxy_shared_secret": ctx.passwords["metadata_secret"], "metadata_workers": 1}}, True),
+    }
 
 
 def plan(ctx: PlanContext) -> Phase:
     v = ctx.variables
     port = int(v["neutron_server_port"])
-    conf = neutron_conf(ctx)
     owner = "neutron"
-    agents = {
-        "neutron-server": ("neutron-server --config-file /etc/neutron/neutron.conf "
-                           "--config-file /etc/neutron/plugins/ml2/ml2_conf.ini", "ml2_conf.ini",
-                           "/etc/neutron/plugins/ml2/ml2_conf.ini", ml2_conf(ctx)),
-        "neutron-openvswitch-agent": ("neutron-openvswitch-agent --config-file /etc/neutron/neutron.conf "
-                                      "--config-file /etc/neutron/plugins/ml2/openvswitch_agent.ini",
-                                      "openvswitch_agent.ini", "/etc/neutron/plugins/ml2/openvswitch_agent.ini",
-                                      openvswitch_agent_conf(ctx)),
-        "neutron-dhcp-agent": ("neutron-dhcp-agent --config-file /etc/neutron/neutron.conf "
-                               "--config-file /etc/neutron/dhcp_agent.ini", "dhcp_agent.ini",
-                               "/etc/neutron/dhcp_agent.ini",
-                               "[DEFAULT]\ninterface_driver = openvswitch\n"
-                               "dhcp_driver = neutron.agent.linux.dhcp.Dnsmasq\n"
-                               "enable_isolated_metadata = true\nforce_metadata = false\n"),
-        "neutron-l3-agent": ("neutron-l3-agent --config-file /etc/neutron/neutron.conf "
-                             "--config-file /etc/neutron/l3_agent.ini", "l3_agent.ini", "/etc/neutron/l3_agent.ini",
-                             "[DEFAULT]\ninterface_driver = openvswitch\nagent_mode = legacy\n"),
-        "neutron-metadata-agent": ("neutron-metadata-agent --config-file /etc/neutron/neutron.conf "
-                                   "--config-file /etc/neutron/metadata_agent.ini", "metadata_agent.ini",
-                                   "/etc/neutron/metadata_agent.ini",
-                                   f"[DEFAULT]\nnova_metadata_host = {v['kolla_internal_fqdn']}\n"
-                                   f"nova_metadata_port = {v['nova_metadata_port']}\n"
-                                   f"metadata_proxy_shared_secret = {ctx.passwords['metadata_secret']}\n"
-                                   "metadata_workers = 1\n"),
-    }
-    for svc, (command, name, dest, text) in agents.items():
-        ctx.add_ini(svc, "neutron.conf", "neutron", conf, owner=owner, override_service=svc)
-        ctx.add_ini(svc, name, "neutron", text, owner=owner, override_service=name.rsplit(".", 1)[0],
-                    secret=svc == "neutron-metadata-agent")
-        files = [cfile("neutron.conf", "/etc/neutron/neutron.conf", owner, "0600"),
-                 cfile(name, dest, owner, "0600")]
-        ctx.add_config_json(svc, command, files, permissions=[
-            {"path": "/var/lib/neutron", "owner": "neutron:neutron", "recurse": True},
-        ])
-    boot = ctx.container("bootstrap_neutron", "neutron-server", "neutron-server",
-                         environment={"KOLLA_BOOTSTRAP": "1"}, restart_policy="no", trigger_files=[])
+    conf = neutron_conf(ctx)
+    for svc, (name, dest, text, secret) in agent_files(ctx).items():
+        ctx.add_ini(svc, "neutron.conf", conf, owner=owner)
+        # an agent's own file takes config/neutron/<file> (kolla-ansible's name), not
+        # global.conf or neutron.conf, which are for neutron.conf
+        ctx.add_ini(svc, name, text, owner=owner, secret=secret,
+                    overrides=(f"neutron/{name}", f"neutron/{{host}}/{name}"))
+        ctx.add_config_json(
+            svc, f"{svc} --config-file /etc/neutron/neutron.conf --config-file {dest}",
+            [cfile("neutron.conf", "/etc/neutron/neutron.conf", owner, "0600"), cfile(name, dest, owner, "0600")],
+            permissions=[{"path": "/var/lib/neutron", "owner": "neutron:neutron", "recurse": True}])
+    netns = netns_dir(ctx)
+    ctx.resource(ResourceKind.SHARED_MOUNT, path=netns)
+    ctx.resource(ResourceKind.NETNS, path=netns, prefixes=NETNS_PREFIXES)
+    netns_mount = f"{netns}:/run/netns:shared"
     server = ctx.container("neutron_server", "neutron-server", "neutron-server",
                            healthcheck=common.http_check(ctx, port))
-    state = ["neutron_state:/var/lib/neutron/", NETNS_MOUNT, RUN_VOLUME]
+    state = ["neutron_state:/var/lib/neutron/", netns_mount, RUN_VOLUME]
     ovs = ctx.container("neutron_openvswitch_agent", "neutron-openvswitch-agent", "neutron-openvswitch-agent",
-                        volumes=[NETNS_MOUNT, RUN_VOLUME], cap_add=AGENT_CAPS)
+                        volumes=[netns_mount, RUN_VOLUME], cap_add=AGENT_CAPS)
     # sysctls inside qrouter-/qdhcp- namespaces need a writable /proc/sys
     dhcp = ctx.container("neutron_dhcp_agent", "neutron-dhcp-agent", "neutron-dhcp-agent",
                          volumes=state, cap_add=AGENT_CAPS, writable_proc_sys=True)
@@ -131,23 +126,58 @@ def plan(ctx: PlanContext) -> Phase:
                        volumes=state, cap_add=AGENT_CAPS, writable_proc_sys=True)
     meta = ctx.container("neutron_metadata_agent", "neutron-metadata-agent", "neutron-metadata-agent",
                          volumes=state, cap_add=AGENT_CAPS)
-    host_prep = {"shared_mounts": ["/run/netns"]}
-    database = common.database_step("neutron", "neutron", "neutron", "neutron_database_password")
-    register = common.register_step(ctx, "neutron", "network", port, user="neutron",
-                                    password_key="neutron_keystone_password", description="OpenStack Networking",
-                                    roles=["admin", "service"])
-    database.group = register.group = "neutron-server"
+    boot = common.bootstrap_job(ctx, "neutron", "neutron-server", "neutron-server")
+    boot.group = "neutron-server"
     return Phase("neutron", [
-        Step("host", "neutron-host", params=host_prep),
-        database,
-        Step("job", "bootstrap_neutron", boot, group="neutron-server"),
-        Step("container", "neutron_server", server, group="neutron-server"),
-        Step("container", "neutron_openvswitch_agent", ovs, group="neutron-openvswitch-agent"),
-        Step("container", "neutron_dhcp_agent", dhcp, group="neutron-dhcp-agent"),
-        Step("container", "neutron_l3_agent", l3, group="neutron-l3-agent"),
-        Step("container", "neutron_metadata_agent", meta, group="neutron-metadata-agent"),
-        Step("wait", "neutron_server", params={"timeout": 180}),
-        register,
-        Step("agents_wait", "neutron", params={"timeout": 180, "agents": [
+        ctx.host_step(),
+        *ctx.database_steps(),
+        boot,
+        Step(StepKind.CONTAINER, "neutron_server", server, group="neutron-server"),
+        Step(StepKind.CONTAINER, "neutron_openvswitch_agent", ovs, group="neutron-openvswitch-agent"),
+        Step(StepKind.CONTAINER, "neutron_dhcp_agent", dhcp, group="neutron-dhcp-agent"),
+        Step(StepKind.CONTAINER, "neutron_l3_agent", l3, group="neutron-l3-agent"),
+        Step(StepKind.CONTAINER, "neutron_metadata_agent", meta, group="neutron-metadata-agent"),
+        Step(StepKind.WAIT, "neutron_server", params={"timeout": 180}),
+        *ctx.registration_steps(),
+        Step(StepKind.AGENTS_WAIT, "neutron", params={"timeout": 180, "agents": [
             "Open vSwitch agent", "DHCP agent", "L3 agent", "Metadata agent"]}, group="neutron-server"),
     ])
+
+
+SERVICE = Service(
+    name="neutron",
+    summary="Neutron (networking).",
+    requires=("keystone", "mariadb", "rabbitmq", "openvswitch"),
+    groups=(
+        Group("neutron", ("network",)),
+        Group("neutron-server", ("control",)),
+        Group("neutron-dhcp-agent", ("neutron",)),
+        Group("neutron-l3-agent", ("neutron",)),
+        Group("neutron-metadata-agent", ("neutron",)),
+        Group("neutron-openvswitch-agent", ("network", "compute")),
+    ),
+    placed_by=("neutron-server", "neutron-dhcp-agent", "neutron-l3-agent", "neutron-metadata-agent",
+               "neutron-openvswitch-agent"),
+    images=("neutron-server", "neutron-openvswitch-agent", "neutron-dhcp-agent", "neutron-l3-agent",
+            "neutron-metadata-agent"),
+    options=(
+        Option("neutron_server_port", int, 9696, "Neutron API port."),
+        Option("neutron_plugin_agent", str, "openvswitch", "Neutron L2 agent (2025.1 has no Linux bridge agent).",
+               choices=("openvswitch",)),
+        Option("neutron_physical_network", str, "physnet1", "Name of the provider network mapped to br-ex."),
+        Option("neutron_of_listen_port", int, 6633, "OpenFlow port of the Open vSwitch agent's controller."),
+    ),
+    passwords=(Password("neutron_database_password"), Password("neutron_keystone_password"),
+               Password("metadata_secret")),
+    databases=(Database("neutron", "neutron", "neutron_database_password", group="neutron-server"),),
+    rabbitmq=RabbitUser("neutron"),
+    registrations=(Registration("neutron", "network", "neutron_server_port", description="OpenStack Networking",
+                                user="neutron", password_key="neutron_keystone_password",
+                                roles=("admin", "service"), group="neutron-server"),),
+    frontends=(Frontend("neutron_server", "neutron-server", "neutron_server_port", check_path="/"),),
+    users=(User("neutron", 42435, "/var/lib/neutron"),),
+    ports=(Port("neutron_server_port", "neutron_server"),),
+    project="neutron",
+    overrides=OSLO_OVERRIDES,
+    plan=plan,
+)

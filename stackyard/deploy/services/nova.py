@@ -9,62 +9,61 @@ deploy waits until the hypervisor is registered.
 
 from __future__ import annotations
 
+from stackyard.agent.model import Phase, Step, StepKind
 from stackyard.deploy.context import PlanContext, cfile
-from stackyard.deploy.model import Phase, Step
+from stackyard.deploy.merge import IniConf, render_ini
+from stackyard.deploy.options import Option
 from stackyard.deploy.services import common
+from stackyard.deploy.services.base import (
+    OSLO_OVERRIDES, Database, Frontend, Group, Password, Port, RabbitUser, Registration, Service, User,
+)
 from stackyard.deploy.services.openvswitch import RUN_VOLUME, ovsdb_address
 
 API_WSGI = "/usr/bin/nova-api-wsgi"
 METADATA_WSGI = "/usr/bin/nova-metadata-wsgi"
 
 
-def nova_conf(ctx: PlanContext) -> str:
+def nova_conf(ctx: PlanContext) -> IniConf:
     v = ctx.variables
     addr = v["api_interface_address"]
-    virt_type = v.get("nova_compute_virt_type", "kvm")
-    return (
-        common.default_section(ctx, "nova", extra=(
-            f"my_ip = {addr}\n"
-            "state_path = /var/lib/nova\n"
-            "instances_path = /var/lib/nova/instances\n"
-            "compute_driver = libvirt.LibvirtDriver\n"
-            f"host = {v.get('inventory_hostname', 'localhost')}\n"
-            "allow_resize_to_same_host = true\n"
-            "initial_cpu_allocation_ratio = 4.0\n"
-            "initial_ram_allocation_ratio = 1.5\n"
-        ))
-        + "\n[api]\nauth_strategy = keystone\n"
-        + common.database_section(ctx, "nova_api", "nova_api_database_password", "nova_api", "api_database")
-        + common.database_section(ctx, "nova", "nova_database_password", "nova")
-        + common.authtoken_section(ctx, "nova", "nova_keystone_password")
-        + "\n" + common.keystone_authtoken(ctx, "nova", "nova_keystone_password", section="service_user")
-        + "send_service_user_token = true\n"
-        + "\n" + common.keystone_authtoken(ctx, "nova", "nova_keystone_password", section="placement")
-        + "valid_interfaces = internal\n"
-        + "\n" + common.keystone_authtoken(ctx, "nova", "nova_keystone_password", section="neutron")
-        + "valid_interfaces = internal\nservice_metadata_proxy = true\n"
-        + f"metadata_proxy_shared_secret = {ctx.passwords['metadata_secret']}\n"
-        + "\n[glance]\nvalid_interfaces = internal\n"
-        + f"\n[os_vif_ovs]\novsdb_connection = {ovsdb_address(ctx)}\n"
-        + "\n" + common.cache_section(ctx)
-        + "\n[oslo_concurrency]\nlock_path = /var/lib/nova/tmp\n"
-        + "\n[oslo_messaging_notifications]\ndriver = noop\n"
-        + f"\n[libvirt]\nvirt_type = {virt_type}\nconnection_uri = qemu:///system\n"
-        + ("cpu_mode = none\n" if virt_type == "qemu" else "")
-        + "\n[vnc]\nenabled = true\n"
-        f"server_listen = {addr}\nserver_proxyclient_address = {addr}\n"
-        f"novncproxy_host = {addr}\nnovncproxy_port = {v['nova_novncproxy_port']}\n"
-        f"novncproxy_base_url = http://{v['kolla_external_fqdn']}:{v['nova_novncproxy_port']}/vnc_lite.html\n"
+    virt_type = v["nova_compute_virt_type"]
+    service_user = common.keystone_authtoken
+    return {
+        "DEFAULT": common.default_section(
+            ctx, "nova", my_ip=addr, state_path="/var/lib/nova", instances_path="/var/lib/nova/instances",
+            compute_driver="libvirt.LibvirtDriver", host=v.get("inventory_hostname", "localhost"),
+            allow_resize_to_same_host=True, initial_cpu_allocation_ratio="4.0",
+            initial_ram_allocation_ratio="1.5"),
+        "api": {"auth_strategy": "keystone"},
+        "api_database": common.database_section(ctx, "nova_api", "nova_api_database_password", "nova_api"),
+        "database": common.database_section(ctx, "nova", "nova_database_password", "nova"),
+        "keystone_authtoken": common.authtoken_section(ctx, "nova", "nova_keystone_password"),
+        "service_user": service_user(ctx, "nova", "nova_keystone_password", send_service_user_token=True),
+        "placement": service_user(ctx, "nova", "nova_keystone_password", valid_interfaces="internal"),
+        "neutron": service_user(ctx, "nova", "nova_keystone_password", valid_interfaces="internal",
+                                service_metadata_proxy=True,
+                                metadata_proxy_shared_secret=ctx.passwords["metadata_secret"]),
+        "glance": {"valid_interfaces": "internal"},
+        "os_vif_ovs": {"ovsdb_connection": ovsdb_address(ctx)},
+        "cache": common.cache_section(ctx),
+        "oslo_concurrency": {"lock_path": "/var/lib/nova/tmp"},
+        "oslo_messaging_notifications": {"driver": "noop"},
+        "libvirt": {"virt_type": virt_type, "connection_uri": "qemu:///system",
+                    "cpu_mode": "none" if virt_type == "qemu" else None},
+        "vnc": {"enabled": True, "server_listen": addr, "server_proxyclient_address": addr,
+                "novncproxy_host": addr, "novncproxy_port": v["nova_novncproxy_port"],
+                "novncproxy_base_url": f"http://{v['kolla_external_fqdn']}:{v['nova_novncproxy_port']}"
+                                       "/vnc_lite.html"},
         # a TCP serial console whose log file lives in the shared instance dir:
         # nova-compute reads the console log from that file (a pty would be in
         # the libvirt container's /dev/pts, out of nova-compute's sight)
-        + f"\n[serial_console]\nenabled = true\nproxyclient_address = {addr}\n"
-        f"base_url = ws://{v['kolla_external_fqdn']}:{v.get('nova_serialproxy_port', 6083)}/\n"
-        + "\n[scheduler]\ndiscover_hosts_in_cells_interval = 10\nworkers = 1\n"
-        + "\n[conductor]\nworkers = 1\n"
-        + "\n[wsgi]\napi_paste_config = /etc/nova/api-paste.ini\n"
-        + "\n[upgrade_levels]\ncompute = auto\n"
-    )
+        "serial_console": {"enabled": True, "proxyclient_address": addr,
+                           "base_url": f"ws://{v['kolla_external_fqdn']}:{v['nova_serialproxy_port']}/"},
+        "scheduler": {"discover_hosts_in_cells_interval": 10, "workers": 1},
+        "conductor": {"workers": 1},
+        "wsgi": {"api_paste_config": "/etc/nova/api-paste.ini"},
+        "upgrade_levels": {"compute": "auto"},
+    }
 
 
 LIBVIRTD_CONF = """\
@@ -90,40 +89,32 @@ stdio_handler = "file"
 vnc_listen = "{addr}"
 """
 
+#: config dir -> (command, image): one config dir per container (Kolla's layout)
+COMMANDS = {
+    "nova-api": ("uwsgi --ini /etc/nova/nova-api-uwsgi.ini", "nova-api"),
+    "nova-metadata": ("uwsgi --ini /etc/nova/nova-metadata-uwsgi.ini", "nova-api"),
+    "nova-scheduler": ("nova-scheduler", "nova-scheduler"),
+    "nova-conductor": ("nova-conductor", "nova-conductor"),
+    "nova-novncproxy": ("nova-novncproxy --web /usr/share/novnc", "nova-novncproxy"),
+    "nova-compute": ("nova-compute", "nova-compute"),
+}
+
 
 def plan(ctx: PlanContext) -> Phase:
     v = ctx.variables
     api_port, meta_port = int(v["nova_api_port"]), int(v["nova_metadata_port"])
     conf = nova_conf(ctx)
     owner = "nova"
-    steps: list[Step] = [
-        common.database_step("nova_api", "nova_api", "nova_api", "nova_api_database_password"),
-        common.database_step("nova", "nova", "nova", "nova_database_password"),
-        common.database_step("nova_cell0", "nova_cell0", "nova", "nova_database_password"),
-    ]
-    for step in steps:
-        step.group = "nova-api"
-    # one config dir per container, each with its own config.json (Kolla's layout)
-    commands = {
-        "nova-api": ("uwsgi --ini /etc/nova/nova-api-uwsgi.ini", "nova-api"),
-        "nova-metadata": ("uwsgi --ini /etc/nova/nova-metadata-uwsgi.ini", "nova-api"),
-        "nova-scheduler": ("nova-scheduler", "nova-scheduler"),
-        "nova-conductor": ("nova-conductor", "nova-conductor"),
-        "nova-novncproxy": ("nova-novncproxy --web /usr/share/novnc", "nova-novncproxy"),
-        "nova-compute": ("nova-compute", "nova-compute"),
-    }
-    for svc, (command, _image) in commands.items():
-        ctx.add_ini(svc, "nova.conf", "nova", conf, owner=owner, override_service=svc)
+    uwsgi = {"nova-api": (API_WSGI, api_port), "nova-metadata": (METADATA_WSGI, meta_port)}
+    for svc, (command, _image) in COMMANDS.items():
+        ctx.add_ini(svc, "nova.conf", conf, owner=owner)
         files = [cfile("nova.conf", "/etc/nova/nova.conf", owner, "0600")]
-        if svc == "nova-api":
-            ctx.add_file(svc, "nova-api-uwsgi.ini", common.uwsgi_ini(ctx, API_WSGI, api_port), owner=owner)
-            files.append(cfile("nova-api-uwsgi.ini", "/etc/nova/nova-api-uwsgi.ini", owner, "0600"))
-        if svc == "nova-metadata":
-            ctx.add_file(svc, "nova-metadata-uwsgi.ini", common.uwsgi_ini(ctx, METADATA_WSGI, meta_port),
-                         owner=owner)
-            files.append(cfile("nova-metadata-uwsgi.ini", "/etc/nova/nova-metadata-uwsgi.ini", owner, "0600"))
+        if svc in uwsgi:
+            ini = f"{svc}-uwsgi.ini"
+            ctx.add_file(svc, ini, render_ini(common.uwsgi_ini(ctx, *uwsgi[svc])), owner=owner)
+            files.append(cfile(ini, f"/etc/nova/{ini}", owner, "0600"))
         ctx.add_config_json(svc, command, files, permissions=[
-            {"path": "/var/lib/nova", "owner": "nova:nova", "recurse": svc == "nova-compute"},
+            {"path": "/var/lib/nova", "owner": "nova:nova", "recurse": True},
         ] if svc == "nova-compute" else [])
     addr = v["api_interface_address"]
     ctx.add_file("nova-libvirt", "libvirtd.conf", LIBVIRTD_CONF, mode=0o600)
@@ -137,8 +128,8 @@ def plan(ctx: PlanContext) -> Phase:
     # bootstrap re-runs (and updates the mapping) when they change
     urls = [common.transport_url(ctx, "nova"), common.db_url(ctx, "nova", "nova_database_password", "nova")]
     mapping = ctx.add_file("nova-api", "cell1-mapping", "\n".join(urls) + "\n", owner=owner, secret=True)
-    boot = ctx.container("bootstrap_nova", "nova-api", "nova-api", environment={"KOLLA_BOOTSTRAP": "1"},
-                         restart_policy="no", trigger_files=[mapping])
+    boot = common.bootstrap_job(ctx, "nova", "nova-api", "nova-api", trigger_files=[mapping])
+    boot.group = "nova-api"
     api = ctx.container("nova_api", "nova-api", "nova-api", healthcheck=common.http_check(ctx, api_port))
     meta = ctx.container("nova_metadata", "nova-api", "nova-metadata",
                          healthcheck=common.http_check(ctx, meta_port))
@@ -158,24 +149,76 @@ def plan(ctx: PlanContext) -> Phase:
         "nova_compute", "nova-compute", "nova-compute", volumes=shared,
         cap_add=["NET_ADMIN", "SYS_ADMIN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "SYS_PTRACE"],
     )
-    register = common.register_step(ctx, "nova", "compute", api_port, "/v2.1", user="nova",
-                                    password_key="nova_keystone_password", description="OpenStack Compute",
-                                    roles=["admin", "service"])
-    register.group = "nova-api"
-    steps += [
-        Step("job", "bootstrap_nova", boot, group="nova-api"),
-        Step("container", "nova_api", api, group="nova-api"),
-        Step("container", "nova_metadata", meta, group="nova-metadata"),
-        Step("container", "nova_scheduler", sched, group="nova-scheduler"),
-        Step("container", "nova_conductor", cond, group="nova-conductor"),
-        Step("container", "nova_novncproxy", vnc, group="nova-novncproxy"),
-        Step("container", "nova_libvirt", libvirt, group="nova-libvirt"),
-        Step("container", "nova_compute", compute, group="nova-compute"),
-        Step("wait", "nova_api", params={"timeout": 180}),
-        Step("wait", "nova_metadata", params={"timeout": 180}),
-        Step("wait", "nova_libvirt", params={"timeout": 120}),
-        register,
-        Step("hypervisor_wait", v.get("inventory_hostname", "localhost"), params={"timeout": 300},
+    return Phase("nova", [
+        *ctx.database_steps(),
+        boot,
+        Step(StepKind.CONTAINER, "nova_api", api, group="nova-api"),
+        Step(StepKind.CONTAINER, "nova_metadata", meta, group="nova-metadata"),
+        Step(StepKind.CONTAINER, "nova_scheduler", sched, group="nova-scheduler"),
+        Step(StepKind.CONTAINER, "nova_conductor", cond, group="nova-conductor"),
+        Step(StepKind.CONTAINER, "nova_novncproxy", vnc, group="nova-novncproxy"),
+        Step(StepKind.CONTAINER, "nova_libvirt", libvirt, group="nova-libvirt"),
+        Step(StepKind.CONTAINER, "nova_compute", compute, group="nova-compute"),
+        Step(StepKind.WAIT, "nova_api", params={"timeout": 180}),
+        Step(StepKind.WAIT, "nova_metadata", params={"timeout": 180}),
+        Step(StepKind.WAIT, "nova_libvirt", params={"timeout": 120}),
+        *ctx.registration_steps(),
+        Step(StepKind.HYPERVISOR_WAIT, v.get("inventory_hostname", "localhost"), params={"timeout": 300},
              group="nova-compute"),
-    ]
-    return Phase("nova", steps)
+    ])
+
+
+SERVICE = Service(
+    name="nova",
+    summary="Nova (compute).",
+    requires=("keystone", "mariadb", "rabbitmq", "placement", "glance"),
+    after=("neutron",),
+    groups=(
+        Group("nova", ("control",)),
+        Group("nova-api", ("nova",)),
+        Group("nova-metadata", ("nova",)),
+        Group("nova-scheduler", ("nova",)),
+        Group("nova-conductor", ("nova",)),
+        Group("nova-super-conductor", ("nova",)),
+        Group("nova-novncproxy", ("nova",)),
+        Group("nova-compute", ("compute",)),
+        Group("nova-libvirt", ("compute",)),
+        Group("nova-ssh", ("compute",)),
+    ),
+    placed_by=("nova-api", "nova-metadata", "nova-scheduler", "nova-conductor", "nova-novncproxy",
+               "nova-libvirt", "nova-compute"),
+    images=("nova-api", "nova-scheduler", "nova-conductor", "nova-novncproxy", "nova-compute", "nova-libvirt"),
+    options=(
+        Option("nova_api_port", int, 8774, "Nova API port."),
+        Option("nova_metadata_port", int, 8775, "Nova metadata API port."),
+        Option("nova_novncproxy_port", int, 6080, "Nova noVNC console proxy port."),
+        Option("nova_serialproxy_port", int, 6083,
+               "Port in the serial console URL (no nova-serialproxy is deployed yet)."),
+        Option("nova_compute_virt_type", str, "kvm",
+               "Hypervisor type for libvirt; use qemu where /dev/kvm is missing (nested VMs).",
+               choices=("kvm", "qemu")),
+    ),
+    passwords=(Password("nova_database_password"), Password("nova_api_database_password"),
+               Password("nova_keystone_password"), Password("metadata_secret"),
+               Password("libvirt_sasl_password")),
+    databases=(
+        Database("nova_api", "nova_api", "nova_api_database_password", group="nova-api"),
+        Database("nova", "nova", "nova_database_password", group="nova-api"),
+        Database("nova_cell0", "nova", "nova_database_password", group="nova-api"),
+    ),
+    rabbitmq=RabbitUser("nova"),
+    registrations=(Registration("nova", "compute", "nova_api_port", "/v2.1", description="OpenStack Compute",
+                                user="nova", password_key="nova_keystone_password", roles=("admin", "service"),
+                                group="nova-api"),),
+    frontends=(
+        Frontend("nova_api", "nova-api", "nova_api_port", check_path="/"),
+        Frontend("nova_metadata", "nova-metadata", "nova_metadata_port"),
+        Frontend("nova_novncproxy", "nova-novncproxy", "nova_novncproxy_port"),
+    ),
+    users=(User("nova", 42436, "/var/lib/nova"), User("qemu", 42427, "/var/lib/qemu")),
+    ports=(Port("nova_api_port", "nova_api"), Port("nova_metadata_port", "nova_metadata"),
+           Port("nova_novncproxy_port", "nova_novncproxy")),
+    project="nova",
+    overrides=OSLO_OVERRIDES,
+    plan=plan,
+)

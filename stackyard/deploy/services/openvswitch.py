@@ -11,8 +11,12 @@ NIC when it stops)."""
 
 from __future__ import annotations
 
+import hashlib
+
+from stackyard.agent.model import Phase, ResourceKind, Step, StepKind
 from stackyard.deploy.context import PlanContext
-from stackyard.deploy.model import Phase, Step
+from stackyard.deploy.options import Option
+from stackyard.deploy.services.base import Group, Port, Service
 
 RUN_VOLUME = "openvswitch_run:/run/openvswitch/"
 #: the netdev bridge holding a dedicated tunnel NIC (as in OVS's userspace-tunneling
@@ -22,12 +26,24 @@ DB = "/var/lib/openvswitch/conf.db"
 
 
 def ovsdb_address(ctx: PlanContext) -> str:
-    return f"tcp:{ctx.variables['api_interface_address']}:{ctx.variables.get('ovsdb_port', 6640)}"
+    return f"tcp:{ctx.variables['api_interface_address']}:{ctx.variables['ovsdb_port']}"
+
+
+def provider_veth(prefix: str) -> tuple[str, str]:
+    """The veth pair standing in for the external NIC: (br-ex's end, the free end).
+
+    Interface names are 15 characters at most, so a deployment's name prefix
+    becomes a short hash of it.
+    """
+    if not prefix:
+        return "sy-ext0", "sy-ext1"
+    tag = hashlib.sha256(prefix.encode()).hexdigest()[:8]
+    return f"sy{tag}e0", f"sy{tag}e1"
 
 
 def plan(ctx: PlanContext) -> Phase:
     v = ctx.variables
-    addr, port = v["api_interface_address"], v.get("ovsdb_port", 6640)
+    addr, port = v["api_interface_address"], v["ovsdb_port"]
     db_cmd = (f"sh -c 'test -s {DB} || ovsdb-tool create {DB} /usr/share/openvswitch/vswitch.ovsschema; "
               f"exec ovsdb-server {DB} --remote=punix:/run/openvswitch/db.sock "
               f"--remote=ptcp:{port}:{addr} --pidfile=/run/openvswitch/ovsdb-server.pid'")
@@ -43,18 +59,20 @@ def plan(ctx: PlanContext) -> Phase:
                              volumes=[RUN_VOLUME], cap_add=["NET_ADMIN", "SYS_ADMIN", "NET_RAW", "SYS_NICE"],
                              devices=["/dev/net/tun:/dev/net/tun:rwm"],
                              healthcheck=["ovs-appctl", "version"])
-    ext = v.get("neutron_external_interface") or "sy-ext0"
+    ext = v.get("neutron_external_interface")
+    if not ext:
+        # no external NIC given: br-ex gets one end of a veth pair attached to
+        # nothing (no route off the machine)
+        ext, peer = provider_veth(ctx.prefix)
+        ctx.resource(ResourceKind.VETH, name=ext, peer=peer)
     bridge = "br-ex"
-    host: dict = {}
-    if not v.get("neutron_external_interface"):
-        host["veth"] = [{"name": "sy-ext0", "peer": "sy-ext1"}]
     return Phase("openvswitch", [
-        Step("host", "provider-veth", params=host),
-        Step("container", "openvswitch_db", db),
-        Step("wait", "openvswitch_db", params={"timeout": 60}),
-        Step("container", "openvswitch_vswitchd", vswitchd),
-        Step("wait", "openvswitch_vswitchd", params={"timeout": 60}),
-        Step("exec", "br-ex", params={
+        ctx.host_step(),
+        Step(StepKind.CONTAINER, "openvswitch_db", db),
+        Step(StepKind.WAIT, "openvswitch_db", params={"timeout": 60}),
+        Step(StepKind.CONTAINER, "openvswitch_vswitchd", vswitchd),
+        Step(StepKind.WAIT, "openvswitch_vswitchd", params={"timeout": 60}),
+        Step(StepKind.EXEC, "br-ex", params={
             "container": "openvswitch_vswitchd",
             "unless": ["sh", "-c", f"ovs-vsctl br-exists {bridge} && "
                        f"[ \"$(ovs-vsctl get bridge {bridge} datapath_type)\" = netdev ] && "
@@ -63,3 +81,15 @@ def plan(ctx: PlanContext) -> Phase:
                         "datapath_type=netdev", "--", "--may-exist", "add-port", bridge, ext],
         }),
     ])
+
+
+SERVICE = Service(
+    name="openvswitch",
+    summary="Open vSwitch (userspace datapath) for Neutron; follows enable_neutron.",
+    enabled="{{ enable_neutron }}",
+    groups=(Group("openvswitch", ("network", "compute")),),
+    images=("openvswitch-db-server", "openvswitch-vswitchd"),
+    options=(Option("ovsdb_port", int, 6640, "OVSDB TCP port (bound to the API address)."),),
+    ports=(Port("ovsdb_port", "openvswitch_db"),),
+    plan=plan,
+)

@@ -1,5 +1,6 @@
-"""RabbitMQ: one user and vhost per OpenStack service, declared in a definitions
-file imported at boot (no passwords on any command line)."""
+"""RabbitMQ: one user and vhost per OpenStack service that uses the bus (each
+service declares its ``rabbitmq`` user), from a definitions file imported at
+boot (no passwords on any command line)."""
 
 from __future__ import annotations
 
@@ -7,16 +8,10 @@ import base64
 import hashlib
 import json
 
+from stackyard.agent.model import Phase, Step, StepKind
 from stackyard.deploy.context import PlanContext, cfile
-from stackyard.deploy.model import Phase, Step
-
-#: services that talk to RabbitMQ, with the password key of their user
-RABBIT_USERS: dict[str, str] = {
-    "keystone": "rabbitmq_password",
-    "glance": "rabbitmq_password",
-    "nova": "rabbitmq_password",
-    "neutron": "rabbitmq_password",
-}
+from stackyard.deploy.options import Option
+from stackyard.deploy.services.base import Group, Password, PasswordKind, Port, Service, User
 
 
 def password_hash(user: str, password: str) -> str:
@@ -31,11 +26,8 @@ def password_hash(user: str, password: str) -> str:
 
 def rabbit_users(ctx: PlanContext) -> dict[str, str]:
     """user/vhost name -> password, for each enabled service that uses RabbitMQ."""
-    out = {}
-    for service, key in RABBIT_USERS.items():
-        if ctx.variables.get(f"enable_{service}"):
-            out[service] = ctx.passwords[key]
-    return out
+    declared = [s.rabbitmq for s in ctx.enabled if s.rabbitmq is not None]
+    return {user.user: ctx.passwords[user.password_key] for user in declared}
 
 
 def definitions(ctx: PlanContext) -> str:
@@ -52,6 +44,7 @@ def plan(ctx: PlanContext) -> Phase:
     v = ctx.variables
     svc = "rabbitmq"
     addr = v["api_interface_address"]
+    # rabbitmq.conf is RabbitMQ's own key = value format (no sections): text
     conf = (
         f"listeners.tcp.1 = {addr}:{v['rabbitmq_port']}\n"
         "loopback_users = none\n"
@@ -73,7 +66,7 @@ def plan(ctx: PlanContext) -> Phase:
                  + "".join(f"cluster_formation.classic_config.nodes.{i} = rabbit@{n}\n"
                            for i, n in enumerate(nodes, 1))
                  + "cluster_partition_handling = pause_minority\n")
-    nodename = ctx.host if clustered else v.get("rabbitmq_nodename_host", "localhost")
+    nodename = ctx.host if clustered else "localhost"
     ip_tuple = ",".join(addr.split(".")) if addr.count(".") == 3 else "0,0,0,0"
     env_conf = (
         f"NODENAME=rabbit@{nodename}\n"
@@ -99,4 +92,25 @@ def plan(ctx: PlanContext) -> Phase:
                      "RABBITMQ_CONFIG_FILE": "/etc/rabbitmq/rabbitmq.conf"},
         healthcheck=["healthcheck_listen", "beam.smp", str(v["rabbitmq_port"])], stop_timeout=60,
     )
-    return Phase(svc, [Step("container", "rabbitmq", c), Step("wait", "rabbitmq", params={"timeout": 300})])
+    return Phase(svc, [Step(StepKind.CONTAINER, "rabbitmq", c),
+                       Step(StepKind.WAIT, "rabbitmq", params={"timeout": 300})])
+
+
+SERVICE = Service(
+    name="rabbitmq",
+    summary="RabbitMQ (the RPC message bus).",
+    enabled=True,
+    groups=(Group("rabbitmq", ("control",)),),
+    images=("rabbitmq",),
+    profile="infra",
+    options=(
+        Option("rabbitmq_port", int, 5672, "RabbitMQ AMQP port."),
+        Option("rabbitmq_cluster_port", int, 25672, "RabbitMQ inter-node (Erlang distribution) port."),
+        Option("rabbitmq_epmd_port", int, 4369, "Erlang port mapper port used by RabbitMQ."),
+    ),
+    passwords=(Password("rabbitmq_password"), Password("rabbitmq_cluster_cookie", PasswordKind.LETTERS)),
+    users=(User("rabbitmq", 42439, "/var/lib/rabbitmq"),),
+    ports=(Port("rabbitmq_port", "rabbitmq"), Port("rabbitmq_cluster_port", "rabbitmq"),
+           Port("rabbitmq_epmd_port", "rabbitmq")),
+    plan=plan,
+)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
+import stackyard.engine
 from stackyard import cli
-from stackyard.build.baseimage import check_mirror
+from stackyard.engine import ImageInfo
 from stackyard.errors import MirrorError
+from stackyard.imagebuild.baseimage import check_mirror
 
 
 def child_of(parent: str, body: str = "") -> str:
@@ -181,18 +182,23 @@ def test_check_mirror_unreachable_proxy():
         check_mirror("http://deb.debian.org/debian", "trixie", proxy="http://127.0.0.1:9", timeout=5)
 
 
-class _FakeImages:
-    """Just enough of docker's ImageCollection: the base exists, nothing is built."""
+class _BaseOnlyEngine:
+    """Just enough of :class:`stackyard.engine.Engine`: the base image exists, nothing is built."""
 
-    def get(self, ref):
-        return SimpleNamespace(id="sha256:" + "a" * 64, labels={}, attrs={"Size": 0})
+    def image(self, ref: str) -> ImageInfo | None:
+        return ImageInfo(id="sha256:" + "a" * 64) if ref == "debian:trixie" else None
 
-    def list(self, **kw):
+    def images(self, label: str | None = None) -> list[ImageInfo]:
         return []
+
+    def close(self) -> None:
+        pass
 
 
 def test_unreachable_mirror_through_cli(run, monkeypatch):
-    fake = SimpleNamespace(images=_FakeImages(), api=None)
-    monkeypatch.setattr(cli, "_engine_client", lambda: fake)
+    engine = _BaseOnlyEngine()
+    # the CLI reaches the engine through the adapter's connect()
+    monkeypatch.setattr(stackyard.engine, "connect", lambda *a, **kw: engine)
+    monkeypatch.setattr(stackyard.engine.Engine, "connect", classmethod(lambda cls, *a, **kw: engine))
     code, _, err = run("memcached", "--apt-mirror", "http://127.0.0.1:9/debian")
     assert_one_line_error(code, err, "mirror http://127.0.0.1:9/debian is unreachable")

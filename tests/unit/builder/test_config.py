@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from stackyard.build.config import (
+from stackyard.imagebuild.config import (
     DEFAULT_PROFILES,
     BuildConfig,
     load_config_file,
@@ -38,9 +38,9 @@ def test_load_valid_file(tmp_path):
     values = load_config_file(p, required=True)
     assert values == {"base_tag": "bookworm", "threads": 4, "profiles": {"mine": ["keystone"]},
                       "template_vars": {"keystone_packages_append": ["less"]}, "push": True}
-    c = make_config(values, {})
+    c = make_config(values, {}, {"profiles": {"infra": ["mariadb-server"], "all": []}})
     assert c.tag == "zed" and c.threads == 4 and c.push
-    assert c.profiles["mine"] == ["keystone"] and c.profiles["infra"] == DEFAULT_PROFILES["infra"]
+    assert c.profiles == {"infra": ["mariadb-server"], "all": [], "mine": ["keystone"]}
 
 
 def test_missing_file(tmp_path):
@@ -128,7 +128,75 @@ def test_flags_override_file(tmp_path):
 
 
 def test_every_flag_is_a_file_key():
-    from stackyard.build.config import _FIELD_TYPES
-    from stackyard.cli import _BUILD_KEYS
+    from stackyard.imagebuild.config import _FIELD_TYPES
+    from stackyard.commands.build import _BUILD_KEYS
 
     assert set(_BUILD_KEYS) <= set(_FIELD_TYPES)
+
+
+# ----------------------------------------------------------------- defaults from the caller
+def test_make_config_without_defaults():
+    c = make_config({}, {})
+    assert c.profiles == DEFAULT_PROFILES
+    assert c.users == {}
+
+
+def test_caller_profiles_replace_builtin_ones_and_file_still_wins():
+    c = make_config({"profiles": {"mine": ["keystone"], "core": ["keystone"]}}, {},
+                    {"profiles": {"core": ["memcached", "keystone"], "infra": ["memcached"]}})
+    assert c.profiles == {"core": ["keystone"], "infra": ["memcached"], "mine": ["keystone"]}
+
+
+def test_caller_profiles_are_copied():
+    given = {"core": ["memcached"]}
+    c = make_config({}, {}, {"profiles": given})
+    c.profiles["core"].append("keystone")
+    assert given == {"core": ["memcached"]}
+
+
+def test_caller_users_are_used_and_normalised(service_users):
+    c = make_config({}, {}, {"users": service_users})
+    assert c.users == service_users
+    c = make_config({}, {}, {"users": {"svc": {"uid": 5, "gid": 6, "home": "/srv/svc", "groups": ("kolla",)}}})
+    assert c.users == {"svc": {"uid": 5, "gid": 6, "home": "/srv/svc", "groups": ["kolla"]}}
+    c = make_config({}, {}, {"users": {"svc": {"uid": 5, "gid": 6, "home": "/srv/svc"}}})
+    assert c.users["svc"]["groups"] == []
+
+
+def test_flags_cannot_set_users_or_profiles(service_users):
+    c = make_config({}, {"users": {"x": {}}, "profiles": {"x": []}}, {"users": service_users})
+    assert c.users == service_users and "x" not in c.profiles
+
+
+def test_unknown_default_is_a_programming_error():
+    with pytest.raises(ValueError, match="unknown default 'userz'"):
+        make_config({}, {}, {"userz": {}})
+
+
+@pytest.mark.parametrize(
+    "users, needle",
+    [
+        ({"nova": {"uid": "42436", "gid": 1, "home": "/var/lib/nova"}}, "user 'nova': 'uid' must be"),
+        ({"nova": {"uid": True, "gid": 1, "home": "/var/lib/nova"}}, "user 'nova': 'uid' must be"),
+        ({"nova": {"uid": 1, "home": "/var/lib/nova"}}, "user 'nova': 'gid' must be"),
+        ({"nova": {"uid": 1, "gid": -1, "home": "/var/lib/nova"}}, "user 'nova': 'gid' must be"),
+        ({"nova": {"uid": 1, "gid": 1, "home": "var/lib/nova"}}, "user 'nova': 'home' must be an absolute"),
+        ({"nova": {"uid": 1, "gid": 1, "home": "/n", "groups": "kolla"}}, "'groups' must be a list"),
+        ({"nova": {"uid": 1, "gid": 1, "home": "/n", "shell": "/bin/sh"}}, "unknown key 'shell'"),
+        ({"nova": 42436}, "user 'nova' must be a mapping"),
+        (["nova"], "users: must be a mapping"),
+    ],
+)
+def test_bad_users_table(users, needle):
+    with pytest.raises(ConfigError) as err:
+        make_config({}, {}, {"users": users})
+    assert needle in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(ConfigError):
+        BuildConfig(users=users)
+
+
+def test_users_cannot_come_from_the_config_file(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        load_config_file(write(tmp_path, "users:\n  nova: {uid: 1, gid: 1, home: /n}\n"), required=True)
+    assert "key 'users' is not a build setting" in str(err.value)
+    assert str(tmp_path / "build.yml") in str(err.value)

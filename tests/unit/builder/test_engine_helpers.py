@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stackyard.build.engine import ImageResult, _short, is_transient, summary
+from stackyard.imagebuild.engine import ImageResult, _short, is_transient, summary
 
 
 @pytest.mark.parametrize(

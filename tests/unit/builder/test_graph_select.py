@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from stackyard.build.catalog import render_all
-from stackyard.build.config import DEFAULT_PROFILES
-from stackyard.build.graph import ImageGraph
-from stackyard.build.select import select_images
+from stackyard.imagebuild.catalog import render_all
+from stackyard.deploy.services import build_profiles
+from stackyard.imagebuild.graph import ImageGraph
+from stackyard.imagebuild.select import select_images
 from stackyard.errors import ConfigError, GraphError, ImageNotFoundError
 
 
@@ -26,7 +26,7 @@ def graph(config, tree) -> ImageGraph:
 
 
 def select(graph, patterns, **kw):
-    kw.setdefault("profiles", dict(DEFAULT_PROFILES))
+    kw.setdefault("profiles", build_profiles())
     return select_images(graph, patterns, **kw)
 
 
@@ -113,7 +113,7 @@ def test_profiles(graph):
     assert infra == {"mariadb-server", "memcached", "rabbitmq", "cron", "haproxy", "keepalived"}
     assert select(graph, [], profile=["infra"]) == infra | {"base"}
     # a profile name is also accepted as a positional argument
-    core = set(DEFAULT_PROFILES["core"])
+    core = set(build_profiles()["core"])
     assert select(graph, ["core"]) == core | {a for name in core for a in graph.ancestors(name)}
     assert "keystone-ssh" not in select(graph, ["core"])
     assert select(graph, ["all"]) == set(graph.parents)
@@ -123,7 +123,7 @@ def test_profiles(graph):
 
 
 def test_custom_profile(graph):
-    profiles = dict(DEFAULT_PROFILES, ssh=["keystone-ssh"])
+    profiles = dict(build_profiles(), ssh=["keystone-ssh"])
     assert select(graph, [], profile=["ssh"], profiles=profiles, skip_parents=True) == {"keystone-ssh"}
 
 
@@ -134,7 +134,7 @@ def test_unknown_profile(graph):
 
 @pytest.mark.parametrize("as_flag", [True, False])
 def test_profile_naming_unknown_image(graph, as_flag):
-    profiles = dict(DEFAULT_PROFILES, broken=["keystone", "no-such-image"])
+    profiles = dict(build_profiles(), broken=["keystone", "no-such-image"])
     kw = {"profile": ["broken"]} if as_flag else {}
     with pytest.raises(ImageNotFoundError, match="profile 'broken' names unknown image 'no-such-image'"):
         select(graph, [] if as_flag else ["broken"], profiles=profiles, **kw)

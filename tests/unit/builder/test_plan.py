@@ -10,10 +10,10 @@ import tarfile
 
 import pytest
 
-from stackyard.build.catalog import render_all
-from stackyard.build.engine import make_context
-from stackyard.build.graph import ImageGraph
-from stackyard.build.plan import (
+from stackyard.imagebuild.catalog import render_all
+from stackyard.imagebuild.engine import make_context
+from stackyard.imagebuild.graph import ImageGraph
+from stackyard.imagebuild.plan import (
     HASH_SCHEME,
     build_args,
     check_install_type,
@@ -50,18 +50,20 @@ def test_hash_deterministic_in_process(config):
     assert all(len(h) == 64 for h in hashes(config()).values())
 
 
-def test_hash_deterministic_across_processes():
+def test_hash_deterministic_across_processes(service_users):
     """Two interpreters (different hash seeds) compute the same hashes."""
     code = (
-        "import json;from stackyard.build.config import BuildConfig;"
-        "from stackyard.build.catalog import render_all;from stackyard.build.graph import ImageGraph;"
-        "from stackyard.build.plan import make_plan;c=BuildConfig(work_dir='/tmp/x');i=render_all(c);"
+        "import json,sys;from stackyard.imagebuild.config import BuildConfig;"
+        "from stackyard.imagebuild.catalog import render_all;from stackyard.imagebuild.graph import ImageGraph;"
+        "from stackyard.imagebuild.plan import make_plan;"
+        "c=BuildConfig(work_dir='/tmp/x',users=json.loads(sys.argv[1]));i=render_all(c);"
         "print(json.dumps({n:p.hash for n,p in make_plan(c,i,ImageGraph.from_images(i),{}).items()}))"
     )
     outs = []
     for seed in ("1", "2"):
         env = dict(os.environ, PYTHONHASHSEED=seed)
-        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+        r = subprocess.run([sys.executable, "-c", code, json.dumps(service_users)], capture_output=True,
+                           text=True, env=env, check=True)
         outs.append(json.loads(r.stdout))
     assert outs[0] == outs[1]
     assert set(outs[0]) >= {"base", "keystone"}
@@ -181,7 +183,7 @@ def test_source_supported_when_image_says_so(config, tree):
 
 
 def test_unknown_install_type():
-    from stackyard.build.config import BuildConfig
+    from stackyard.imagebuild.config import BuildConfig
 
     with pytest.raises(ConfigError, match="install_type: 'rpm' is not one of binary, source"):
         BuildConfig(install_type="rpm")

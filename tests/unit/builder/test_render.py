@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from stackyard.build import catalog
-from stackyard.build.catalog import BUILTIN_IMAGES_DIR, parse_from, render_all
+from stackyard.imagebuild import catalog
+from stackyard.imagebuild.catalog import BUILTIN_IMAGES_DIR, parse_from, render_all
 from stackyard.errors import ConfigError, TemplateError
 
 
@@ -272,3 +272,56 @@ def test_header_and_footer_blocks_of_every_image(config, tree):
         assert f"RUN echo h-{name}" in lines and f"RUN echo f-{name}" in lines
         assert lines.index(f"RUN echo h-{name}") < lines.index(f"RUN echo f-{name}")
         assert sum(l.startswith("RUN echo h-") for l in lines) == 1, name
+
+
+# ----------------------------------------------------------------- service users
+def _useradd_lines(dockerfile: str) -> list[str]:
+    """The useradd commands of the RUN line, each ending in the user name and ';'."""
+    return [l.strip().removesuffix("\\").strip() for l in dockerfile.splitlines() if "useradd" in l]
+
+
+def test_base_creates_every_user_of_the_table(config, service_users):
+    base = render_all(config())["base"].dockerfile
+    lines = _useradd_lines(base)
+    assert len(lines) == len(service_users)
+    # kolla first: the other users join its group
+    assert lines[0].endswith(" kolla;")
+    for name, u in service_users.items():
+        line = next(l for l in lines if l.endswith(f" {name};"))
+        assert f"--uid {u['uid']} --gid {u['gid']} --home-dir {u['home']} " in line
+        assert ("--groups kolla " in line) == bool(u["groups"])
+
+
+def test_users_table_changes_the_base_image(config, service_users):
+    service_users["nova"]["uid"] = 50000
+    base = render_all(config(users=service_users))["base"].dockerfile
+    assert "--uid 50000 " in base
+    assert "--uid 42436 " not in base
+
+
+def test_missing_user_fails_naming_user_and_image(config, service_users):
+    del service_users["kolla"]
+    with pytest.raises(TemplateError) as err:
+        render_all(config(users=service_users))
+    msg = str(err.value)
+    assert "service user 'kolla' is not in the build's users table" in msg
+    assert "image 'base'" in msg
+    assert "\n" not in msg
+
+
+def test_empty_users_table_fails(config):
+    with pytest.raises(TemplateError, match=r"service user 'kolla'.*\(known: none\).*image 'base'"):
+        render_all(config(users={}))
+
+
+def test_custom_image_asking_for_an_unknown_user(config, tree):
+    dd = tree({"svc/Dockerfile.j2": child_of("base", "USER {{ users['ghost'].uid }}\n")})
+    with pytest.raises(TemplateError) as err:
+        render_all(config(docker_dirs=[dd]))
+    assert "service user 'ghost'" in str(err.value) and "image 'svc'" in str(err.value)
+    assert str(dd / "svc" / "Dockerfile.j2") in str(err.value)
+
+
+def test_custom_image_can_use_a_known_user(config, tree, service_users):
+    dd = tree({"svc/Dockerfile.j2": child_of("base", "USER {{ users['nova'].uid }}\n")})
+    assert f"USER {service_users['nova']['uid']}" in render_all(config(docker_dirs=[dd]))["svc"].dockerfile

@@ -7,8 +7,11 @@ import os
 import stat
 from pathlib import Path
 
-from stackyard.deploy.hostapply import JobState, file_differs, sync_files
-from stackyard.deploy.model import ConfigFile, HostPlan
+import pytest
+
+from stackyard.agent.hostapply import JobState, file_differs, sync_files
+from stackyard.agent.model import ConfigFile, HostPlan
+from stackyard.errors import DeployError
 
 UID = 42425
 GID = 42425
@@ -89,26 +92,31 @@ def test_dry_run_on_empty_host_writes_nothing(tmp_path):
 
 def test_job_state_round_trip(tmp_path):
     state = JobState(str(tmp_path))
-    assert not state.done("bootstrap_keystone", "h1")
+    assert state.get("bootstrap_keystone") is None
     state.record("bootstrap_keystone", "h1")
     state.record("bootstrap_mariadb", "m1")
-    assert state.done("bootstrap_keystone", "h1")
+    assert state.get("bootstrap_keystone") == "h1"
 
     again = JobState(str(tmp_path))
-    assert again.done("bootstrap_keystone", "h1")
-    assert again.done("bootstrap_mariadb", "m1")
-    assert not again.done("bootstrap_keystone", "h2")  # a changed spec reruns the job
-    assert not again.done("keystone_bootstrap_admin", "h1")
+    assert again.get("bootstrap_keystone") == "h1"
+    assert again.get("bootstrap_mariadb") == "m1"
+    assert again.get("bootstrap_keystone") != "h2"  # a changed spec reruns the job
+    assert again.get("keystone_bootstrap_admin") is None
     path = tmp_path / ".stackyard" / "jobs.json"
     assert json.loads(path.read_text()) == {"bootstrap_keystone": "h1", "bootstrap_mariadb": "m1"}
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    # a changed spec replaces the recorded hash
+    again.record("bootstrap_keystone", "h2")
+    assert JobState(str(tmp_path)).get("bootstrap_keystone") == "h2"
 
 
-def test_job_state_survives_a_corrupt_file(tmp_path):
+@pytest.mark.parametrize("text", ["{not json", "[1, 2]"])
+def test_corrupt_job_state_is_an_error_naming_the_file(tmp_path, text):
+    # never an empty state: the file also guards against forming a second Galera cluster
     path = tmp_path / ".stackyard" / "jobs.json"
     path.parent.mkdir()
-    path.write_text("{not json")
-    state = JobState(str(tmp_path))
-    assert not state.done("bootstrap_keystone", "h1")
-    state.record("bootstrap_keystone", "h1")
-    assert JobState(str(tmp_path)).done("bootstrap_keystone", "h1")
+    path.write_text(text)
+    with pytest.raises(DeployError) as exc:
+        JobState(str(tmp_path))
+    assert str(path) in str(exc.value)
+    assert path.read_text() == text  # left as found, for the operator to repair

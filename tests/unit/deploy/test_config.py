@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from stackyard.deploy import schema
-from stackyard.deploy.config import enabled_services, load_globals, to_bool
+from stackyard.deploy import schema, services
+from stackyard.deploy.config import enabled_services, load_globals
+from stackyard.deploy.templating import to_bool
 from stackyard.errors import ConfigError
 
 
@@ -20,19 +21,40 @@ def write_globals(tmp_path: Path, text: str) -> Path:
 # --- schema -----------------------------------------------------------------
 
 def test_every_service_has_an_enable_flag_and_known_dependencies():
-    for name, deps in schema.SERVICES.items():
-        assert schema.OPTIONS[f"enable_{name}"].type is bool
-        for dep in deps:
-            assert dep in schema.SERVICES
+    order = list(services.ALL)
+    assert order, "no service was discovered"
+    for name, svc in services.ALL.items():
+        assert svc.name == name
+        assert svc.enable_flag == f"enable_{name}"
+        assert schema.OPTIONS[svc.enable_flag].type is bool
+        for dep in (*svc.requires, *svc.after):
+            if dep not in services.ALL:
+                assert dep in svc.after, f"{name} requires unknown service {dep}"
+                continue
             # deploy order: dependencies come first
-            assert list(schema.SERVICES).index(dep) < list(schema.SERVICES).index(name)
+            assert order.index(dep) < order.index(name), (name, dep)
 
 
 def test_default_ports_stay_out_of_the_ephemeral_range():
     ports = {n: o.default for n, o in schema.OPTIONS.items() if n.endswith("_port")}
+    # service modules' ports are in the table too, with kolla-ansible's defaults
     assert ports["database_port"] == 3306
-    assert ports["rabbitmq_management_port"] == 15672
+    assert ports["rabbitmq_port"] == 5672
+    assert ports["keystone_public_port"] == 5000
     assert all(0 < p < 32768 for p in ports.values()), ports
+
+
+def test_every_service_port_is_a_known_int_option():
+    for port in services.ports(services.ALL.values()):
+        assert schema.OPTIONS[port.option].type is int, port
+
+
+def test_removed_unused_options_are_unknown_keys(tmp_path):
+    # accepted-but-unused keys are not in the table: setting one warns like any unknown key
+    write_globals(tmp_path, "rabbitmq_management_port: 15672\nrabbitmq_user: openstack\n")
+    _, warnings = load_globals(tmp_path)
+    assert any("unknown key 'rabbitmq_management_port'" in w for w in warnings), warnings
+    assert any("unknown key 'rabbitmq_user'" in w for w in warnings), warnings
 
 
 def test_defaults_have_their_declared_type_or_are_templates():
@@ -163,10 +185,21 @@ def test_empty_string_option_is_empty_string(tmp_path):
     assert variables["docker_registry"] == ""
 
 
-def test_choices_are_enforced(tmp_path):
-    write_globals(tmp_path, "kolla_container_engine: rkt\n")
-    with pytest.raises(ConfigError, match="kolla_container_engine.*docker, podman"):
+@pytest.mark.parametrize("engine", ["rkt", "podman"])
+def test_choices_are_enforced(tmp_path, engine):
+    # podman is refused up front (not implemented) rather than failing at the first container
+    path = write_globals(tmp_path, f"kolla_container_engine: {engine}\n")
+    with pytest.raises(ConfigError) as exc:
         load_globals(tmp_path)
+    msg = str(exc.value)
+    assert f"{path}:1" in msg and "kolla_container_engine" in msg
+    assert "one of docker;" in msg and repr(engine) in msg
+
+
+def test_docker_engine_is_accepted(tmp_path):
+    write_globals(tmp_path, "kolla_container_engine: docker\n")
+    variables, warnings = load_globals(tmp_path)
+    assert variables["kolla_container_engine"] == "docker" and warnings == []
 
 
 def test_extra_vars_type_error_names_extra_vars():
@@ -309,14 +342,14 @@ def test_nova_needs_placement_and_glance(tmp_path):
 
 
 def test_full_core_cloud_is_valid(tmp_path):
-    write_globals(tmp_path, "".join(f"enable_{s}: yes\n" for s in schema.SERVICES))
+    write_globals(tmp_path, "".join(f"{s.enable_flag}: yes\n" for s in services.ALL.values()))
     variables, warnings = load_globals(tmp_path)
-    assert enabled_services(variables) == list(schema.SERVICES)
+    assert enabled_services(variables) == list(services.ALL)
     assert warnings == []
 
 
 def test_disabling_everything_is_valid(tmp_path):
-    write_globals(tmp_path, "".join(f"enable_{s}: no\n" for s in schema.SERVICES))
+    write_globals(tmp_path, "".join(f"{s.enable_flag}: no\n" for s in services.ALL.values()))
     variables, _ = load_globals(tmp_path)
     assert enabled_services(variables) == []
 

@@ -6,17 +6,34 @@ from pathlib import Path
 
 import pytest
 
+from stackyard.deploy import services
+from stackyard.deploy.context import PlanContext
 from stackyard.deploy.merge import (
-    find_overrides,
+    ini_data,
     merge_ini,
-    merge_texts,
     parse_ini,
     render_and_merge,
+    render_ini,
     render_override,
     serialize_ini,
     unused_overrides,
 )
 from stackyard.errors import ConfigError
+
+def merge_texts(pairs: list[tuple[str, str]]) -> str:
+    """Parse each (source, text), layer them in order, write the result."""
+    parsed = [parse_ini(text, source) for source, text in pairs]
+    return serialize_ini(merge_ini(parsed[0], *parsed[1:]))
+
+
+def find_overrides(configdir: Path, project: str, service: str, host: str) -> list[Path]:
+    """The override files a service of ``project`` (declaring kolla-ansible's oslo.config
+    lookup, OSLO_OVERRIDES) reads for config dir ``service`` on ``host``."""
+    svc = next(s for s in services.ALL.values() if s.project == project)
+    ctx = PlanContext(host=host, variables={}, passwords={}, configdir=configdir,
+                      config_root=configdir / "out", service=svc, users=services.users())
+    return ctx.overrides(service)
+
 
 BASE = """\
 [DEFAULT]
@@ -122,7 +139,7 @@ def test_serialization_is_deterministic():
         merge_texts([("a", BASE), ("b", "[x]\ny = 1\n")])
 
 
-def test_merge_texts_error_names_the_override_file():
+def test_parse_error_names_the_override_file():
     with pytest.raises(ConfigError, match="over.conf:2"):
         merge_texts([("base", BASE), ("over.conf", "[s]\nbroken\n")])
 
@@ -157,12 +174,76 @@ def test_find_overrides_only_existing_and_no_duplicates(tmp_path):
 def test_overrides_merge_in_found_order(tmp_path):
     make(tmp_path, "config/global.conf", "config/nova.conf", "config/nova/nova-api.conf",
          "config/nova/node1/nova-api.conf")
+    base = {"DEFAULT": {"source": "generated", "kept": "yes"}}
     found = find_overrides(tmp_path, "nova", "nova-api", "node1")
-    out = render_and_merge("[DEFAULT]\nsource = generated\n", "generated", found, {})
+    out = render_and_merge(base, found, {})
     assert parse_ini(out)["DEFAULT"]["source"] == ["config/nova/node1/nova-api.conf"]
+    assert parse_ini(out)["DEFAULT"]["kept"] == ["yes"]
     found = find_overrides(tmp_path, "nova", "nova-api", "node2")
-    out = render_and_merge("[DEFAULT]\nsource = generated\n", "generated", found, {})
+    out = render_and_merge(base, found, {})
     assert parse_ini(out)["DEFAULT"]["source"] == ["config/nova/nova-api.conf"]
+    assert render_and_merge(base, [], {}) == "[DEFAULT]\nsource = generated\nkept = yes\n"
+    assert base == {"DEFAULT": {"source": "generated", "kept": "yes"}}  # not mutated
+
+
+def test_render_and_merge_renders_overrides_and_names_a_broken_one(tmp_path):
+    make(tmp_path, "config/nova.conf")
+    broken = tmp_path / "config" / "nova" / "nova-api.conf"
+    broken.parent.mkdir(parents=True)
+    broken.write_text("[DEFAULT]\nhost = {{ kolla_internal_fqdn }}\n")
+    out = render_and_merge({"DEFAULT": {"host": "generated"}},
+                           [tmp_path / "config" / "nova.conf", broken], {"kolla_internal_fqdn": "cloud"})
+    assert parse_ini(out)["DEFAULT"] == {"host": ["cloud"], "source": ["config/nova.conf"]}
+    broken.write_text("[DEFAULT]\nbroken\n")
+    with pytest.raises(ConfigError, match=f"{broken}:2"):
+        render_and_merge({"DEFAULT": {}}, [broken], {})
+
+
+# --- config as data -----------------------------------------------------------
+
+def test_ini_data_writes_bools_numbers_and_lists_and_skips_none():
+    conf = {"DEFAULT": {"debug": False, "workers": 4, "ratio": 1.5, "unset": None,
+                        "host": ["a", "b"], "name": "x"},
+            "empty": {}}
+    assert ini_data(conf) == {"DEFAULT": {"debug": ["false"], "workers": ["4"], "ratio": ["1.5"],
+                                          "host": ["a", "b"], "name": ["x"]},
+                              "empty": {}}
+    text = render_ini(conf)
+    assert text == ("[DEFAULT]\ndebug = false\nworkers = 4\nratio = 1.5\nhost = a\nhost = b\nname = x\n\n"
+                    "[empty]\n")
+    assert parse_ini(text) == ini_data(conf)
+
+
+def test_ini_data_round_trips_values_that_need_quoting():
+    conf = {"s": {"q": "'quoted'", "multi": "first\nsecond"}}
+    assert parse_ini(render_ini(conf)) == ini_data(conf)
+
+
+def test_declared_oslo_overrides_follow_kolla_ansible_lookup_order(tmp_path):
+    # kolla-ansible's order: global.conf, <project>.conf, <project>/<service>.conf,
+    # <project>/<host>/<project>.conf, <project>/<host>/<service>.conf
+    make(tmp_path, "config/nova/node1/nova-api.conf", "config/global.conf",
+         "config/nova/nova-api.conf", "config/nova.conf", "config/nova/node1/nova.conf",
+         "config/nova/node2/nova-api.conf", "config/keystone.conf")
+    ctx = PlanContext(host="node1", variables={}, passwords={}, configdir=tmp_path,
+                      config_root=tmp_path / "out", service=services.get("nova"), users=services.users())
+    found = ctx.overrides("nova-api")
+    assert [p.relative_to(tmp_path).as_posix() for p in found] == [
+        "config/global.conf", "config/nova.conf", "config/nova/nova-api.conf",
+        "config/nova/node1/nova.conf", "config/nova/node1/nova-api.conf"]
+    assert ctx.used_overrides == set(found)
+    # a service that declares no override patterns reads none, even global.conf
+    make(tmp_path, "config/memcached.conf")
+    bare = PlanContext(host="node1", variables={}, passwords={}, configdir=tmp_path,
+                       config_root=tmp_path / "out", service=services.get("memcached"),
+                       users=services.users())
+    assert bare.overrides("memcached") == []
+    # MariaDB's galera.cnf must not pick up global.conf (an oslo.config file)
+    make(tmp_path, "config/galera.cnf")
+    galera = PlanContext(host="node1", variables={}, passwords={}, configdir=tmp_path,
+                         config_root=tmp_path / "out", service=services.get("mariadb"),
+                         users=services.users())
+    assert galera.overrides("mariadb") == [tmp_path / "config" / "galera.cnf"]
 
 
 # --- rendering --------------------------------------------------------------

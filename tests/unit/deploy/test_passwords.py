@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
+import base64
 import stat
 import string
+import uuid
 
 import pytest
 import yaml
 
+from stackyard.deploy import services
 from stackyard.deploy.passwords import (
-    PASSWORD_KEYS,
     genpwd,
     load_passwords,
     mergepwd,
+    password_keys,
     required_passwords,
 )
+from stackyard.deploy.services.base import Password, PasswordKind
 from stackyard.errors import ConfigError
+
+PASSWORD_KEYS = list(password_keys())
+
+
+def svcs(*names: str) -> list:
+    """The Service records of ``names`` (what the deploy passes: the enabled services)."""
+    return [services.get(n) for n in names]
 
 
 def mode(path) -> int:
@@ -39,15 +50,25 @@ def test_password_keys_use_kolla_names():
     assert len(PASSWORD_KEYS) == len(set(PASSWORD_KEYS))
 
 
+def test_password_keys_carry_their_kind():
+    keys = password_keys()
+    assert all(isinstance(p, Password) and p.key == k for k, p in keys.items())
+    # the Erlang cookie becomes an atom: letters only
+    assert keys["rabbitmq_cluster_cookie"].kind == PasswordKind.LETTERS
+    assert keys["database_password"].kind == PasswordKind.PLAIN
+    # every key some service needs is one genpwd fills
+    assert required_passwords(services.ALL.values()) == set(keys)
+
+
 def test_required_passwords_per_service():
-    assert required_passwords(["keystone"]) == {"keystone_admin_password", "keystone_fernet_secret",
-                                                "keystone_database_password"}
-    assert required_passwords(["cron"]) == set()
+    assert required_passwords(svcs("keystone")) == {"keystone_admin_password", "keystone_fernet_secret",
+                                                    "keystone_database_password"}
+    assert required_passwords(svcs("cron")) == set()
     assert required_passwords([]) == set()
-    core = required_passwords(["mariadb", "rabbitmq", "memcached"])
+    core = required_passwords(svcs("mariadb", "rabbitmq", "memcached"))
     assert core == {"database_password", "rabbitmq_password", "rabbitmq_cluster_cookie",
                     "memcache_secret_key"}
-    assert "metadata_secret" in required_passwords(["neutron"])
+    assert "metadata_secret" in required_passwords(svcs("neutron"))
 
 
 def test_genpwd_creates_file_with_strong_values_and_mode_0600(tmp_path):
@@ -63,6 +84,29 @@ def test_genpwd_creates_file_with_strong_values_and_mode_0600(tmp_path):
         assert set(value) <= safe
     assert set(data["rabbitmq_cluster_cookie"]) <= set(string.ascii_letters)
     assert len(set(data.values())) == len(data)  # all distinct
+
+
+def test_genpwd_generates_each_kind(tmp_path):
+    path = tmp_path / "passwords.yml"
+    keys = {k.value: Password(k.value, k) for k in PasswordKind}
+    generated = genpwd(path, keys)
+    assert sorted(generated) == sorted(keys)
+    data = read(path)
+    assert set(data) == set(keys)
+    assert mode(path) == 0o600
+    plain, letters = data["plain"], data["letters"]
+    assert isinstance(plain, str) and len(plain) >= 32
+    assert set(plain) <= set(string.ascii_letters + string.digits)
+    assert isinstance(letters, str) and len(letters) >= 32 and set(letters) <= set(string.ascii_letters)
+    assert str(uuid.UUID(data["uuid"])) == data["uuid"]
+    assert len(base64.urlsafe_b64decode(data["fernet"])) == 32  # a valid Fernet key
+    pair = data["ssh_key"]
+    assert set(pair) == {"private_key", "public_key"}
+    assert "PRIVATE KEY-----" in pair["private_key"]
+    assert pair["public_key"].startswith("ssh-rsa ")
+    # a second run keeps every kind as it is
+    assert genpwd(path, keys) == []
+    assert read(path) == data
 
 
 def test_genpwd_never_overwrites_and_keeps_other_keys(tmp_path):
@@ -152,7 +196,7 @@ def test_mergepwd_missing_input_is_an_error(tmp_path):
 def test_load_passwords_missing_file_says_run_genpwd(tmp_path):
     path = tmp_path / "passwords.yml"
     with pytest.raises(ConfigError) as exc:
-        load_passwords(path, ["keystone"])
+        load_passwords(path, svcs("keystone"))
     assert str(path) in str(exc.value) and "stackyard genpwd" in str(exc.value)
 
 
@@ -160,7 +204,7 @@ def test_load_passwords_names_missing_and_empty_keys(tmp_path):
     path = tmp_path / "passwords.yml"
     path.write_text("keystone_admin_password: ''\ndatabase_password: x\n")
     with pytest.raises(ConfigError) as exc:
-        load_passwords(path, ["mariadb", "keystone"])
+        load_passwords(path, svcs("mariadb", "keystone"))
     msg = str(exc.value)
     assert "keystone_admin_password" in msg and "keystone_database_password" in msg
     assert "database_password," not in msg.replace("keystone_database_password", "")
@@ -170,7 +214,7 @@ def test_load_passwords_names_missing_and_empty_keys(tmp_path):
 def test_load_passwords_only_checks_enabled_services(tmp_path):
     path = tmp_path / "passwords.yml"
     path.write_text("database_password: x\nextra: y\n")
-    assert load_passwords(path, ["mariadb", "cron"]) == {"database_password": "x",
+    assert load_passwords(path, svcs("mariadb", "cron")) == {"database_password": "x",
                                                         "extra": "y"}
 
 
@@ -178,12 +222,11 @@ def test_load_passwords_rejects_non_string(tmp_path):
     path = tmp_path / "passwords.yml"
     path.write_text("database_password: 12345\n")
     with pytest.raises(ConfigError, match="database_password"):
-        load_passwords(path, ["mariadb"])
+        load_passwords(path, svcs("mariadb"))
 
 
 def test_load_after_genpwd_succeeds_for_all_services(tmp_path):
     path = tmp_path / "passwords.yml"
     genpwd(path)
-    data = load_passwords(path, ["mariadb", "memcached", "rabbitmq", "keystone", "glance",
-                                 "placement", "nova", "neutron", "horizon"])
+    data = load_passwords(path, services.ALL.values())
     assert set(PASSWORD_KEYS) <= set(data)

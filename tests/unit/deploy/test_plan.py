@@ -13,7 +13,7 @@ import yaml
 
 from stackyard.deploy import plan as plan_mod
 from stackyard.deploy.context import CONFIG_MOUNT
-from stackyard.deploy.model import ContainerSpec, HostPlan
+from stackyard.agent.model import ContainerSpec, HostPlan
 from stackyard.deploy.passwords import genpwd
 from stackyard.errors import ConfigError
 
@@ -498,3 +498,21 @@ def test_bootstrap_jobs_rerun_when_their_image_changes(tmp_path):
     for name in ("bootstrap_keystone", "bootstrap_mariadb"):
         job = spec_by_name(plan, name)
         assert job.spec_hash(IMAGE_ID, hashes) != job.spec_hash("sha256:" + "2" * 64, hashes)
+
+
+def test_owner_ids_come_from_the_fixed_service_users(tmp_path):
+    from stackyard.deploy import services
+    from stackyard.deploy.context import PlanContext
+
+    ctx = PlanContext(host=HOST, variables={}, passwords={}, configdir=tmp_path, config_root=tmp_path,
+                      service=services.get("keystone"), users=services.users())
+    kolla = services.users()["kolla"].gid
+    assert ctx.owner_ids("root") == (0, 0)
+    assert ctx.owner_ids("keystone") == (SERVICE_UIDS["keystone"], SERVICE_UIDS["keystone"])
+    assert ctx.owner_ids("keystone:kolla") == (SERVICE_UIDS["keystone"], kolla)
+    assert ctx.owner_ids("mysql:root") == (SERVICE_UIDS["mariadb"], 0)  # MariaDB runs as mysql
+    assert ctx.owner_ids("root:rabbitmq") == (0, SERVICE_UIDS["rabbitmq"])
+    # a file added for an owner lands with those IDs
+    path = ctx.add_file("keystone", "x.conf", "[a]\n", owner="keystone:kolla")
+    f = next(f for f in ctx.files if f.path == path)
+    assert (f.uid, f.gid) == (SERVICE_UIDS["keystone"], kolla)

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import yaml
 
-from stackyard.build.config import DEFAULT_PROFILES
+from stackyard.deploy.services import build_profiles
 from stackyard.deploy import plan as plan_mod
 from stackyard.deploy.passwords import genpwd
+from stackyard.agent.model import ResourceKind, StepKind
+from stackyard.deploy.merge import parse_ini
 
 CLOUD = {
     "kolla_internal_vip_address": "127.0.0.1", "network_interface": "lo",
@@ -21,11 +23,15 @@ CLOUD = {
 ALLOWED_CAPS = {"NET_ADMIN", "SYS_ADMIN", "NET_RAW", "DAC_OVERRIDE", "DAC_READ_SEARCH", "SYS_PTRACE", "SYS_NICE"}
 
 
-def cloud_plan(tmp_path: Path):
+def cloud_plan(tmp_path: Path, overrides: dict[str, str] | None = None):
     configdir = tmp_path / "etc-kolla"
     configdir.mkdir(parents=True)
     genpwd(configdir / "passwords.yml")
     (configdir / "globals.yml").write_text(yaml.safe_dump(CLOUD))
+    for rel, text in (overrides or {}).items():
+        path = configdir / "config" / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
     dep = plan_mod.load(configdir)
     return dep, plan_mod.make_plans(dep)["localhost"]
 
@@ -49,7 +55,7 @@ def test_every_cloud_service_has_its_phase_in_order(tmp_path):
 
 def test_images_come_from_the_core_profile(tmp_path):
     _, plan = cloud_plan(tmp_path)
-    core = set(DEFAULT_PROFILES["core"])
+    core = set(build_profiles()["core"])
     for c in specs(plan):
         name = c.image.rsplit("/", 1)[-1].split(":")[0]
         assert name in core, f"{c.name} uses {name}, which 'stackyard build --profile core' does not make"
@@ -94,3 +100,60 @@ def test_whole_cloud_plan_is_deterministic(tmp_path):
     _, first = cloud_plan(tmp_path / "a")
     _, second = cloud_plan(tmp_path / "b")
     assert [f.path.split("etc-kolla")[1] for f in first.files] == [f.path.split("etc-kolla")[1] for f in second.files]
+
+
+def file_text(plan, rel: str) -> str:
+    matches = [f.content for f in plan.files if f.path == f"{plan.config_root}/{rel}"]
+    assert len(matches) == 1, rel
+    return matches[0]
+
+
+def test_neutron_agent_files_read_only_their_own_overrides(tmp_path):
+    dep, plan = cloud_plan(tmp_path, overrides={
+        "global.conf": "[DEFAULT]\nfrom_global = g\n",
+        "neutron.conf": "[DEFAULT]\nfrom_neutron_conf = n\n",
+        "neutron/ml2_conf.ini": "[ml2_type_vxlan]\nvni_ranges = 5:50\n",
+        "neutron/dhcp_agent.ini": "[DEFAULT]\ndnsmasq_dns_servers = 192.0.2.53\nfrom_file = all\n",
+        "neutron/localhost/dhcp_agent.ini": "[DEFAULT]\nfrom_file = this-host\n",
+        "neutron/otherhost/l3_agent.ini": "[DEFAULT]\nagent_mode = dvr\n",
+    })
+    ml2 = parse_ini(file_text(plan, "neutron-server/ml2_conf.ini"))
+    assert ml2["ml2_type_vxlan"]["vni_ranges"] == ["5:50"]
+    assert ml2["ml2"]["mechanism_drivers"] == ["openvswitch"]  # the generated file is kept under it
+    dhcp = parse_ini(file_text(plan, "neutron-dhcp-agent/dhcp_agent.ini"))["DEFAULT"]
+    assert dhcp["dnsmasq_dns_servers"] == ["192.0.2.53"]
+    assert dhcp["from_file"] == ["this-host"]  # per-host file last
+    # another host's file does not reach this one
+    assert parse_ini(file_text(plan, "neutron-l3-agent/l3_agent.ini"))["DEFAULT"]["agent_mode"] == ["legacy"]
+    # global.conf and neutron.conf are for neutron.conf, not the agents' own files
+    for svc, name in (("neutron-server", "ml2_conf.ini"), ("neutron-openvswitch-agent", "openvswitch_agent.ini"),
+                      ("neutron-dhcp-agent", "dhcp_agent.ini"), ("neutron-l3-agent", "l3_agent.ini"),
+                      ("neutron-metadata-agent", "metadata_agent.ini")):
+        text = file_text(plan, f"{svc}/{name}")
+        assert "from_global" not in text and "from_neutron_conf" not in text, f"{svc}/{name}"
+        conf = parse_ini(file_text(plan, f"{svc}/neutron.conf"))["DEFAULT"]
+        assert conf["from_global"] == ["g"] and conf["from_neutron_conf"] == ["n"], svc
+    unused = [w for w in dep.warnings if "not read by any enabled service" in w]
+    assert len(unused) == 1 and "otherhost/l3_agent.ini" in unused[0], dep.warnings
+
+
+def test_host_resources_are_declared_with_a_host_step(tmp_path):
+    _, plan = cloud_plan(tmp_path)
+    by_kind = {(r.service, r.kind): r for r in plan.resources}
+    assert set(by_kind) == {("neutron", ResourceKind.SHARED_MOUNT), ("neutron", ResourceKind.NETNS),
+                            ("openvswitch", ResourceKind.VETH)}
+    assert by_kind[("neutron", ResourceKind.SHARED_MOUNT)].path == "/run/netns"
+    netns = by_kind[("neutron", ResourceKind.NETNS)]
+    assert netns.path == "/run/netns" and {"qdhcp-", "qrouter-"} <= set(netns.prefixes)
+    veth = by_kind[("openvswitch", ResourceKind.VETH)]
+    assert (veth.name, veth.peer) == ("sy-ext0", "sy-ext1")
+    # each owning service's phase makes its resources first, before any container needs them
+    for service in ("neutron", "openvswitch"):
+        phase = next(p for p in plan.phases if p.name == service)
+        host_steps = [s for s in phase.steps if s.kind == StepKind.HOST]
+        assert [(s.name, s.params) for s in host_steps] == [(f"{service}-host", {"service": service})]
+        first_container = next(i for i, s in enumerate(phase.steps) if s.container is not None)
+        assert phase.steps.index(host_steps[0]) < first_container
+    # services with no host resources have no host step
+    assert not [s for p in plan.phases if p.name not in ("neutron", "openvswitch") for s in p.steps
+                if s.kind == StepKind.HOST]

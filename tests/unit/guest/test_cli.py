@@ -3,7 +3,7 @@ import argparse
 import pytest
 
 from stackyard.errors import StackyardError
-from stackyard.guest import cli
+from stackyard.commands import guest as cli  # the guest-image command moved out of stackyard.guest
 
 
 def parser() -> argparse.ArgumentParser:

@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from stackyard.agent.galera import choose_bootstrap_host
+from stackyard.agent.model import DEPLOYMENT_LABEL, HostPlan
 from stackyard.deploy import multihost
 from stackyard.deploy import plan as plan_mod
-from stackyard.deploy.model import HostPlan
+from stackyard.deploy.inventory import parse_inventory
 from stackyard.deploy.passwords import genpwd
 
 NODES = {"node1": "10.250.0.11", "node2": "10.250.0.12", "node3": "10.250.0.13"}
@@ -174,12 +176,16 @@ def test_tags_restrict_the_waves_to_those_phases(tmp_path):
 def test_playbook_has_one_task_per_play_and_ships_the_plan_once(tmp_path):
     dep = multinode(tmp_path)
     waves = multihost.compute_waves(dep.plans)
-    plays = yaml.safe_load(multihost.render_playbook(waves, tmp_path / "plans", "/etc/kolla"))
+    plays = yaml.safe_load(multihost.render_playbook(waves, tmp_path / "plans", "/etc/kolla",
+                                                     deployment=dep.label))
     assert len(plays) == len(waves)
     assert all(len(p["tasks"]) == 1 for p in plays)
     first = plays[0]["tasks"][0]["stackyard_host"]
     assert first["prepare"] is True and "lookup" in first["plan"] and ".plan" in first["plan"]
     assert sum("plan" in p["tasks"][0].get("stackyard_host", {}) for p in plays) == 1
+    # every host task knows which deployment it converges (the label on what it creates)
+    host_tasks = [p["tasks"][0]["stackyard_host"] for p in plays if "stackyard_host" in p["tasks"][0]]
+    assert host_tasks and all(t["deployment"] == str(dep.configdir.absolute()) for t in host_tasks)
     serial = [p for p in plays if p.get("serial") == 1]
     assert serial and all(p["any_errors_fatal"] for p in plays)
     api = [p["tasks"][0] for p in plays if "stackyard_api" in p["tasks"][0]]
@@ -212,7 +218,57 @@ def test_plan_files_are_private(tmp_path):
     ({"node1": -1, "node2": -1, "node3": 0}, "node3"),
 ])
 def test_recovery_bootstraps_from_the_highest_seqno(seqnos, best):
-    assert multihost.choose_bootstrap_host(["node1", "node2", "node3"], seqnos) == best
+    assert choose_bootstrap_host(["node1", "node2", "node3"], seqnos) == best
+
+
+class _Played:
+    """What a fake ansible-playbook run returns: success, no tasks."""
+
+    rc = 0
+    tasks: list = []
+
+    def first_error(self) -> str:
+        return ""
+
+
+def test_run_passes_the_deployment_to_every_host_task(tmp_path, monkeypatch):
+    dep = multinode(tmp_path)
+    seen: dict = {}
+
+    def fake_run(playbook, inventories, **kw):
+        seen["plays"] = yaml.safe_load(Path(playbook).read_text())
+        seen["inventories"] = inventories
+        return _Played()
+
+    monkeypatch.setattr("stackyard.ansible.runner.run_playbook", fake_run)
+    summary = multihost.run(dep, [tmp_path / "multinode"])
+    assert summary["error"] == "" and summary["rc"] == 0
+    assert seen["inventories"] == [tmp_path / "multinode"]
+    host_tasks = [p["tasks"][0]["stackyard_host"] for p in seen["plays"] if "stackyard_host" in p["tasks"][0]]
+    assert len(host_tasks) == summary["waves"] - sum("stackyard_api" in p["tasks"][0] for p in seen["plays"])
+    assert all(t["deployment"] == dep.label == str(dep.configdir.absolute()) for t in host_tasks)
+    # the shipped plans carry the same label, which every container spec has too
+    for host in dep.plans:
+        wire = json.loads((dep.configdir / ".stackyard" / "hosts" / f"{host}.json").read_text())
+        assert wire["deployment"] == dep.label
+        back = HostPlan.from_wire(wire)
+        assert all(c.labels[DEPLOYMENT_LABEL] == dep.label for c in back.containers())
+
+
+def test_host_operations_carry_the_deployment(tmp_path, monkeypatch):
+    dep = multinode(tmp_path)
+    seen: dict = {}
+
+    def fake_run(playbook, inventories, **kw):
+        seen["plays"] = yaml.safe_load(Path(playbook).read_text())
+        return _Played()
+
+    monkeypatch.setattr("stackyard.ansible.runner.run_playbook", fake_run)
+    multihost.run_op(dep, [tmp_path / "multinode"], "stop", ["node2"], args={"names": ["mariadb"]})
+    (play,) = seen["plays"]
+    assert play["hosts"] == ["node2"]
+    task = play["tasks"][0]["stackyard_host"]
+    assert task == {"op": "stop", "config_root": "/etc/kolla", "deployment": dep.label, "names": ["mariadb"]}
 
 
 def cloud_inventory(tmp_path: Path) -> Path:
@@ -274,6 +330,45 @@ def test_services_land_on_their_child_groups(tmp_path):
                      for k in keys
                      if next(s for p in plan.phases if p.name == ph for s in p.steps if s.key == k).where == "host")
         assert got == want, host
+
+
+def test_missing_child_groups_fall_back_to_the_groups_they_are_declared_under(tmp_path):
+    """An inventory of roles only (no [nova-compute:children] …) places services as kolla-ansible's would."""
+    configdir = tmp_path / "etc-kolla"
+    configdir.mkdir()
+    genpwd(configdir / "passwords.yml")
+    (configdir / "globals.yml").write_text(yaml.safe_dump({
+        "kolla_internal_vip_address": VIP, "network_interface": "eth0",
+        "enable_glance": True, "enable_placement": True, "enable_nova": True, "enable_neutron": True}))
+    text = cloud_inventory(tmp_path).read_text()
+    roles_only = tmp_path / "roles-only"
+    roles_only.write_text(text[:text.index("[baremetal:children]")])
+    dep = plan_mod.load(configdir, [roles_only])
+    assert "nova-compute" not in dep.inventory.groups
+    plan_mod.make_plans(dep)
+
+    def containers(host: str) -> set[str]:
+        return {s.name for s in dep.plans[host].containers()}
+
+    assert {"nova_compute", "nova_libvirt", "neutron_openvswitch_agent", "openvswitch_vswitchd",
+            "cron"} <= containers("node3")
+    assert not containers("node3") & {"nova_api", "neutron_server", "neutron_l3_agent", "keystone", "mariadb"}
+    assert {"nova_api", "neutron_server", "neutron_l3_agent", "keystone", "mariadb"} <= containers("node1")
+    assert "nova_compute" not in containers("node1")
+
+
+def test_hosts_for_walks_declared_parents_then_control():
+    inv = parse_inventory("[control]\nc1\n[compute]\nn1\nn2\n[network]\nc1\n", "inv")
+    assert plan_mod.hosts_for(inv, "nova-compute") == ["n1", "n2"]  # nova-compute -> compute
+    assert plan_mod.hosts_for(inv, "nova-api") == ["c1"]             # nova-api -> nova -> control
+    assert plan_mod.hosts_for(inv, "neutron-openvswitch-agent") == ["c1", "n1", "n2"]  # network + compute
+    assert plan_mod.hosts_for(inv, "no-such-group") == ["c1"]        # nothing declared: control
+    # a group the inventory has is taken as written, even when it differs from the fallback
+    inv = parse_inventory("[control]\nc1\n[compute]\nn1\n[nova-compute]\nc1\n", "inv")
+    assert plan_mod.hosts_for(inv, "nova-compute") == ["c1"]
+    # a role missing altogether falls back to control too
+    inv = parse_inventory("[control]\nc1\n", "inv")
+    assert plan_mod.hosts_for(inv, "nova-compute") == ["c1"]
 
 
 def test_waves_keep_the_service_order_across_hosts_with_different_steps(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from stackyard.engine import CreateRequest
 from stackyard.testbed import net, nodes, procs
 from stackyard.testbed.config import TestbedConfig
 
@@ -48,19 +49,31 @@ def test_unplumb_commands() -> None:
 
 def test_container_spec(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setattr(nodes.os.path, "exists", lambda p: p == "/dev/net/tun")
-    spec = nodes.container_spec(CFG, 3, "img:1")
-    hc = spec["host_config"]
-    assert spec["name"] == "sytbe-node3" and spec["hostname"] == "node3"
-    assert spec["labels"] == {"org.stackyard.testbed": "sytbe", "org.stackyard.testbed.node": "3"}
-    assert hc["network_mode"] == "none"
-    assert hc["cap_add"] == ["ALL"] and hc["cap_drop"] == ["SYS_RESOURCE"]
-    assert "privileged" not in hc
-    assert set(hc["security_opt"]) == {"seccomp=unconfined", "apparmor=unconfined"}
-    assert spec["unmask_system_paths"] is True
-    assert hc["cgroupns"] == "host"
-    assert hc["binds"]["/sys/fs/cgroup"] == {"bind": "/sys/fs/cgroup", "mode": "rw"}
-    assert hc["binds"]["sytbe-node3-docker"]["bind"] == "/var/lib/docker"
-    assert hc["devices"] == ["/dev/net/tun:/dev/net/tun:rwm"]
+    req = nodes.container_spec(CFG, 3, "img:1")
+    assert isinstance(req, CreateRequest)
+    assert (req.name, req.image, req.hostname) == ("sytbe-node3", "img:1", "node3")
+    assert req.labels == {"org.stackyard.testbed": "sytbe", "org.stackyard.testbed.node": "3"}
+    # no network until the test bed plumbs its veths into the container's namespace
+    assert req.network_mode == "none"
+    # everything a nested dockerd needs, without --privileged
+    assert req.cap_add == ["ALL"] and req.cap_drop == ["SYS_RESOURCE"]
+    assert set(req.security_opt) == {"seccomp=unconfined", "apparmor=unconfined"}
+    assert req.masked_paths == [] and req.readonly_paths == []   # systempaths=unconfined
+    assert req.cgroupns == "host"
+    assert "/sys/fs/cgroup:/sys/fs/cgroup:rw" in req.binds
+    # the nested /var/lib/docker lives on the node's own named volume (a source without a /)
+    assert f"{CFG.volume(3)}:/var/lib/docker:rw" in req.binds
+    assert "/run" in req.tmpfs
+    # only devices this machine has are passed through
+    assert req.devices == ["/dev/net/tun:/dev/net/tun:rwm"]
+    assert req.restart_policy in (None, "no")
+    # node-init needs time to stop nested dockerd after SIGTERM
+    assert req.stop_signal == "SIGTERM" and req.stop_timeout == nodes.STOP_TIMEOUT >= 10
+
+
+def test_container_spec_without_devices(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(nodes.os.path, "exists", lambda p: False)
+    assert nodes.container_spec(CFG, 1, "img:1").devices == []
 
 
 def test_context_hash_follows_content(tmp_path: Path) -> None:

@@ -1,0 +1,101 @@
+"""``stackyard up``: a fresh machine to a working all-in-one cloud; a second run is a fast no-op.
+
+Writes all-in-one globals (if there are none) and passwords, builds whatever
+image the deployment needs and is missing (cached ones take seconds),
+deploys, writes the client files and uploads the guest image.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from stackyard.commands import deploy as deploy_commands
+from stackyard.commands.build import build_config, build_images
+from stackyard.commands.common import add_deploy_options, load_deployment, local_engine
+from stackyard.deploy.clientfiles import CLOUD_NAME, write_client_files
+from stackyard.deploy.passwords import genpwd
+from stackyard.errors import StackyardError
+from stackyard.guest import build_guest, connect, upload_guest
+
+GLOBALS_TEMPLATE = """\
+# stackyard / kolla-ansible compatible globals.yml, written by `stackyard up`.
+# All-in-one on loopback: every service binds to 127.0.0.1 on its standard port.
+kolla_base_distro: debian
+openstack_release: "2025.1"
+kolla_internal_vip_address: "127.0.0.1"
+network_interface: lo
+docker_namespace: stackyard
+enable_mariadb: true
+enable_memcached: true
+enable_rabbitmq: true
+enable_keystone: true
+enable_cron: true
+"""
+
+CLOUD_GLOBALS = """\
+enable_glance: true
+enable_placement: true
+enable_nova: true
+enable_neutron: true
+enable_horizon: true
+# kvm when the CPU offers hardware virtualisation, else qemu (software emulation)
+nova_compute_virt_type: {virt_type}
+"""
+
+
+def detect_virt_type() -> str:
+    """kvm only when the CPU flags show VT-x/AMD-V and /dev/kvm exists."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "qemu"
+    has_flags = " vmx" in flags or " svm" in flags
+    return "kvm" if has_flags and Path("/dev/kvm").exists() else "qemu"
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    configdir = Path(args.configdir)
+    configdir.mkdir(parents=True, exist_ok=True)
+    globals_path = configdir / "globals.yml"
+    if not globals_path.exists():
+        text = GLOBALS_TEMPLATE
+        if not args.infra_only:
+            text += CLOUD_GLOBALS.format(virt_type=detect_virt_type())
+        globals_path.write_text(text)
+        print(f"wrote all-in-one defaults to {globals_path}")
+    genpwd(configdir / "passwords.yml")
+    dep = load_deployment(args)
+    v = dep.variables
+    # the images the plans name, built under the deployment's namespace and tag
+    needed = sorted({ref.rsplit(":", 1)[0].rsplit("/", 1)[-1] for p in dep.plans.values() for ref in p.images()})
+    flags: dict[str, Any] = {"namespace": v["docker_namespace"], "tag": v["openstack_tag"],
+                             "registry": v["docker_registry"] or None}
+    if args.work_dir:
+        flags["work_dir"] = args.work_dir
+    result = build_images(build_config(None, flags), needed, engine=local_engine(dep))
+    if result["failed"] or result["parent_failed"]:
+        raise StackyardError(f"image build failed: {result['failed_reasons']}")
+    deploy_commands.apply(args, dry_run=False, dep=dep)
+    openrc, clouds = write_client_files(dep)
+    if "glance" in dep.enabled and "nova" in dep.enabled:
+        guest = build_guest(Path(args.guest_work_dir))
+        image_id = upload_guest(connect(CLOUD_NAME, str(clouds)), guest, "stackyard-guest",
+                                log=lambda m: print(m, file=sys.stderr))
+        print(f"guest image stackyard-guest: {image_id}")
+    print(f"\nThe cloud is up. Use it with:\n  source {openrc}\n  openstack token issue\n"
+          f"(or OS_CLOUD={CLOUD_NAME} with {clouds})")
+    return 0
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("up", help="all-in-one cloud on this machine: config, passwords, images, deploy")
+    add_deploy_options(p)
+    p.add_argument("--work-dir", help="image build work dir")
+    p.add_argument("--guest-work-dir", default="/var/lib/stackyard/guest", help="guest image build dir")
+    p.add_argument("--infra-only", action="store_true",
+                   help="on a fresh config, enable only MariaDB, Memcached, RabbitMQ and Keystone")
+    p.add_argument("--tags", action="append", default=[])
+    p.set_defaults(func=cmd_up)
