@@ -171,12 +171,13 @@ class Engine:
     def create(self, req: CreateRequest) -> str:
         """Create (not start) a container; returns its ID."""
         restart = {"Name": req.restart_policy} if req.restart_policy and req.restart_policy != "no" else None
+        # only the settings given: older SDKs (Debian bookworm's 5.0) lack some keywords
+        options: dict[str, Any] = {"binds": req.binds, "network_mode": req.network_mode, "cap_add": req.cap_add,
+                                   "cap_drop": req.cap_drop, "devices": req.devices,
+                                   "security_opt": req.security_opt, "cgroupns": req.cgroupns,
+                                   "tmpfs": req.tmpfs, "restart_policy": restart}
         with _errors(f"create container {req.name}"):
-            host_config = self.api.create_host_config(
-                binds=req.binds or None, network_mode=req.network_mode, cap_add=req.cap_add or None,
-                cap_drop=req.cap_drop or None, devices=req.devices or None,
-                security_opt=req.security_opt or None, cgroupns=req.cgroupns, tmpfs=req.tmpfs or None,
-                restart_policy=restart)
+            host_config = self.api.create_host_config(**{k: v for k, v in options.items() if v})
             if req.readonly_paths is not None:
                 host_config["ReadonlyPaths"] = list(req.readonly_paths)
             if req.masked_paths is not None:

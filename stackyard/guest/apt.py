@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shutil
 import subprocess
@@ -90,7 +91,6 @@ class Apt:
 
     def download(self, pkg: Package, dest: Path) -> Path:
         """``dest/<deb>``; reused when present with the right SHA256."""
-        import hashlib
 
         dest.mkdir(parents=True, exist_ok=True)
         target = dest / pkg.deb_name

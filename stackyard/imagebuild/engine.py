@@ -22,6 +22,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Iterable, Iterator
 
+from rich.console import Console
+
 from stackyard.engine import Engine
 from stackyard.errors import EngineError
 from stackyard.imagebuild.config import BuildConfig
@@ -103,7 +105,6 @@ class Progress:
         self._lock = threading.Lock()
         self._start = time.monotonic()
         if printer is None:
-            from rich.console import Console
 
             console = Console(stderr=True, highlight=False)
             printer = console.print

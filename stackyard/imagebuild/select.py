@@ -8,10 +8,11 @@ automatically unless ``--skip-parents``.
 
 from __future__ import annotations
 
+import difflib
 import re
 
-from stackyard.imagebuild.graph import ImageGraph
 from stackyard.errors import ConfigError, ImageNotFoundError
+from stackyard.imagebuild.graph import ImageGraph
 
 
 def select_images(
@@ -56,7 +57,6 @@ def select_images(
         elif pat in profiles:
             chosen |= expand(pat)
         else:
-            import difflib
 
             close = difflib.get_close_matches(pat, sorted(known), n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
