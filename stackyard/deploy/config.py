@@ -324,6 +324,7 @@ def load_globals(configdir: Path, extra_vars: dict[str, Any] | None = None
             warnings.append(warning)
 
     _render_templates(variables, sources, file_lines, warnings)
+    check_unsupported(variables, sources, file_lines)
     check_dependencies(variables, sources)
     return variables, warnings
 
@@ -335,6 +336,25 @@ def load_globals(configdir: Path, extra_vars: dict[str, Any] | None = None
 def enabled_services(variables: Mapping[str, Any]) -> list[str]:
     """Names of enabled services, in deploy order."""
     return [s.name for s in services.enabled(dict(variables))]
+
+
+def check_unsupported(variables: Mapping[str, Any], sources: Mapping[str, str],
+                      lines: Mapping[str, int]) -> None:
+    """Refuse a kolla-ansible key set to a value stackyard does not implement.
+
+    Compared with the key's rendered default, so a derived default
+    (``"{{ keystone_public_port }}"``) follows the key it comes from.
+    """
+    defaults_only = {k: o for k, o in OPTIONS.items() if o.unsupported and sources.get(k) != DEFAULT_SOURCE}
+    if not defaults_only:
+        return
+    raw = defaults()
+    rendered = {**variables, **{k: raw[k] for k in defaults_only}}
+    _render_templates(rendered, dict.fromkeys(rendered, DEFAULT_SOURCE), {}, [])
+    for key, opt in defaults_only.items():
+        if variables[key] != rendered[key]:
+            raise ConfigError(f"{_where(sources[key], key, lines)}: '{key}' is {variables[key]!r}, but "
+                              f"{opt.unsupported} (only {rendered[key]!r} is accepted)")
 
 
 def check_dependencies(variables: Mapping[str, Any],

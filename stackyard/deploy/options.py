@@ -31,6 +31,9 @@ class Option:
     ``choices`` is set only where a wrong value would otherwise fail late and
     obscurely (e.g. an unknown container engine fails at the first container).
     ``pattern`` (a regular expression the whole value must match) likewise.
+    ``unsupported`` marks a kolla-ansible key whose only value stackyard
+    implements is the default: any other value is refused with this reason,
+    never accepted and ignored.
     """
 
     name: str
@@ -39,14 +42,15 @@ class Option:
     help: str
     choices: tuple[str, ...] | None = None
     pattern: str | None = None
+    unsupported: str = ""
 
 
 #: Keys of the deployment as a whole (images, addresses, names), in reference order.
 GLOBAL_OPTIONS: tuple[Option, ...] = (
     # --- images ------------------------------------------------------------
     Option("kolla_base_distro", str, "debian",
-           "Distribution the images are built on.",
-           choices=("debian", "ubuntu", "rocky", "centos")),
+           "Distribution the images are built on (stackyard builds Debian images only).",
+           choices=("debian",)),
     Option("openstack_release", str, "2025.1",
            "OpenStack release series to deploy (quote it: 2025.1 is a number in YAML)."),
     Option("openstack_tag", str, "{{ openstack_release }}",
@@ -56,7 +60,8 @@ GLOBAL_OPTIONS: tuple[Option, ...] = (
     Option("docker_registry_insecure", bool, False,
            "Talk plain HTTP to docker_registry."),
     Option("docker_registry_username", str, "",
-           "User for docker_registry (the password goes in passwords.yml)."),
+           "User for docker_registry (the password goes in passwords.yml).",
+           unsupported="registry authentication is not implemented yet: use a registry without login"),
     Option("docker_namespace", str, "stackyard",
            "Image name prefix (namespace) in the registry."),
     Option("kolla_container_engine", str, "docker",
@@ -65,7 +70,8 @@ GLOBAL_OPTIONS: tuple[Option, ...] = (
            "KOLLA_CONFIG_STRATEGY given to containers.",
            choices=("COPY_ALWAYS", "COPY_ONCE")),
     Option("default_container_dimensions", dict, {},
-           "Resource limits applied to every container (engine keys, e.g. mem_limit)."),
+           "Resource limits applied to every container (engine keys, e.g. mem_limit).",
+           unsupported="container resource limits are not implemented yet"),
     Option("stackyard_name_prefix", str, "",
            "Prefix of every container, volume and host resource name (stackyard only): lets a second "
            "deployment share a host's engine, on other addresses (labs, tests). Open vSwitch bridges are "
@@ -97,6 +103,7 @@ GLOBAL_OPTIONS: tuple[Option, ...] = (
     # --- names and behaviour -------------------------------------------------
     Option("openstack_region_name", str, "RegionOne", "Region name registered in the catalog."),
     Option("multiple_regions_names", list, ["{{ openstack_region_name }}"],
-           "All region names (multi-region setups)."),
+           "All region names (multi-region setups).",
+           unsupported="multi-region deployments are not implemented yet"),
     Option("openstack_logging_debug", bool, False, "Set debug = True in every service."),
 )

@@ -1,6 +1,6 @@
 """Build settings: defaults, the YAML config file, and command-line flags.
 
-The config file (default ``/etc/stackyard/imagebuild.yml``) mirrors the CLI flags one
+The config file (default ``/etc/stackyard/build.yml``) mirrors the CLI flags one
 to one (``--base-tag`` is ``base_tag:``), so an operator can move any flag into
 the file. Precedence: built-in defaults < config file < flags.
 """
@@ -16,7 +16,7 @@ from typing import Any
 from stackyard.errors import ConfigError
 from stackyard.yamlfile import parse_yaml
 
-DEFAULT_CONFIG_FILE = Path("/etc/stackyard/imagebuild.yml")
+DEFAULT_CONFIG_FILE = Path("/etc/stackyard/build.yml")
 
 #: OpenStack release shipped by each Debian suite (Debian's own packages).
 DEBIAN_RELEASES: dict[str, str] = {

@@ -121,8 +121,9 @@ SERVICE = Service(
     images=("keystone",),
     options=(
         Option("keystone_public_port", int, 5000, "Keystone public API port."),
-        Option("keystone_internal_port", int, 5000,
-               "Keystone internal API port (same as public since the admin API is gone)."),
+        Option("keystone_internal_port", int, "{{ keystone_public_port }}",
+               "Keystone internal API port (the same as the public one since the admin API is gone).",
+               unsupported="Keystone serves one port: set keystone_public_port instead"),
         Option("keystone_api_workers", int, 2, "uWSGI processes of the Keystone API."),
         Option("keystone_admin_user", str, "admin", "Cloud administrator user created in Keystone."),
         Option("keystone_admin_project", str, "admin", "Project the administrator belongs to."),

@@ -138,12 +138,15 @@ def plan(ctx: PlanContext) -> Phase:
     vnc = ctx.container("nova_novncproxy", "nova-novncproxy", "nova-novncproxy",
                         healthcheck=common.http_check(ctx, int(v["nova_novncproxy_port"]), "/vnc_lite.html"))
     shared = ["libvirt_run:/run/libvirt/", "nova_compute:/var/lib/nova/", RUN_VOLUME]
+    devices = ["/dev/net/tun:/dev/net/tun:rwm"]
+    if v["nova_compute_virt_type"] == "kvm":
+        devices.append("/dev/kvm:/dev/kvm:rwm")  # hardware virtualisation for QEMU
     libvirt = ctx.container(
         "nova_libvirt", "nova-libvirt", "nova-libvirt",
         volumes=shared + ["libvirtd:/var/lib/libvirt/"],
         cap_add=["NET_ADMIN", "SYS_ADMIN"],
         healthcheck=["healthcheck_socket", "libvirtd", "/run/libvirt/libvirt-sock"],
-        devices=["/dev/net/tun:/dev/net/tun:rwm"],
+        devices=devices,
     )
     compute = ctx.container(
         "nova_compute", "nova-compute", "nova-compute", volumes=shared,

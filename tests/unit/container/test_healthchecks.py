@@ -144,7 +144,7 @@ def test_socket_client_side_in_another_process(tmp_path):
 
 
 def test_process_name_rules(tmp_path):
-    long_name = "neutron-openvswitch-agent-x"  # comm keeps 15 characters
+    long_name = f"sy{os.getpid()}-openvswitch-agent"  # comm keeps 15 characters; unique per run
     script = tmp_path / long_name
     script.write_text("#!%s\nimport time\nprint('up', flush=True)\ntime.sleep(30)\n" % sys.executable)
     script.chmod(0o755)

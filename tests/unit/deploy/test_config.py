@@ -36,7 +36,8 @@ def test_every_service_has_an_enable_flag_and_known_dependencies():
 
 
 def test_default_ports_stay_out_of_the_ephemeral_range():
-    ports = {n: o.default for n, o in schema.OPTIONS.items() if n.endswith("_port")}
+    ports = {n: o.default for n, o in schema.OPTIONS.items()
+             if n.endswith("_port") and not isinstance(o.default, str)}  # not derived ones
     # service modules' ports are in the table too, with kolla-ansible's defaults
     assert ports["database_port"] == 3306
     assert ports["rabbitmq_port"] == 5672
@@ -266,11 +267,11 @@ def test_duplicate_key_warns(tmp_path):
 # --- templates --------------------------------------------------------------
 
 def test_templates_render_against_other_variables(tmp_path):
-    write_globals(tmp_path, 'docker_namespace: "ns-{{ kolla_base_distro }}"\n'
-                            'kolla_base_distro: ubuntu\n'
+    write_globals(tmp_path, 'docker_namespace: "ns-{{ openstack_region_name }}"\n'
+                            'openstack_region_name: north\n'
                             'my_url: "http://{{ kolla_internal_fqdn }}:{{ keystone_public_port }}"\n')
     variables, _ = load_globals(tmp_path)
-    assert variables["docker_namespace"] == "ns-ubuntu"
+    assert variables["docker_namespace"] == "ns-north"
     assert variables["my_url"] == "http://127.0.0.1:5000"
 
 
@@ -292,9 +293,9 @@ def test_templated_bool_and_int_are_coerced(tmp_path):
 
 
 def test_templated_list_is_a_list(tmp_path):
-    write_globals(tmp_path, 'multiple_regions_names: "{{ [openstack_region_name, \'Two\'] }}"\n')
+    write_globals(tmp_path, 'multiple_regions_names: "{{ [openstack_region_name] }}"\n')
     variables, _ = load_globals(tmp_path)
-    assert variables["multiple_regions_names"] == ["RegionOne", "Two"]
+    assert variables["multiple_regions_names"] == ["RegionOne"]
 
 
 def test_template_with_undefined_variable_names_key(tmp_path):
@@ -364,3 +365,27 @@ def test_unrelated_kolla_key_gets_no_misleading_suggestion(tmp_path):
     _, warnings = load_globals(tmp_path)
     assert "unknown key 'enable_prometheus'" in warnings[0]
     assert "did you mean" not in warnings[0]
+
+
+@pytest.mark.parametrize("key, value, reason", [
+    ("docker_registry_username", "alice", "registry authentication"),
+    ("default_container_dimensions", {"mem_limit": "1g"}, "resource limits"),
+    ("multiple_regions_names", ["RegionOne", "RegionTwo"], "multi-region"),
+    ("keystone_internal_port", 5001, "one port"),
+    ("kolla_base_distro", "ubuntu", "Debian images only"),
+])
+def test_kolla_keys_stackyard_does_not_implement_are_refused(tmp_path, key, value, reason) -> None:
+    import yaml
+
+    (tmp_path / "globals.yml").write_text(yaml.safe_dump({key: value}))
+    with pytest.raises(ConfigError, match=reason) as exc:
+        load_globals(tmp_path)
+    assert "globals.yml:1" in str(exc.value) and key in str(exc.value)
+
+
+def test_unsupported_keys_accept_their_default_even_when_derived(tmp_path) -> None:
+    (tmp_path / "globals.yml").write_text(
+        "keystone_public_port: 5001\nkeystone_internal_port: 5001\nopenstack_region_name: North\n"
+        "multiple_regions_names: [North]\ndocker_registry_username: ''\n")
+    variables, _ = load_globals(tmp_path)
+    assert variables["keystone_internal_port"] == 5001 and variables["multiple_regions_names"] == ["North"]
