@@ -105,7 +105,6 @@ class Progress:
         self._lock = threading.Lock()
         self._start = time.monotonic()
         if printer is None:
-
             console = Console(stderr=True, highlight=False)
             printer = console.print
         self._print = printer

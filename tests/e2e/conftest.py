@@ -1,12 +1,37 @@
 """Helpers shared by the end-to-end tests (fixtures: tests import nothing from
-each other under --import-mode=importlib)."""
+each other under --import-mode=importlib).
+
+The e2e tests share the machine's engine with whatever else runs on it, so each
+touches only what it made itself:
+
+- images come from the E2E namespace (``STACKYARD_E2E_NAMESPACE``, default
+  ``stackyard-e2e``) that scripts/test.sh builds; a test that builds images
+  itself does so under a namespace (or tag) of its own and removes only the
+  refs it made;
+- every deployment lives in a tmp config dir, pulls from the E2E namespace and
+  has a ``stackyard_name_prefix`` of its own; its containers and volumes are
+  found by their deployment label (``org.stackyard.deployment=<config dir>``),
+  never by "every managed container".
+"""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any, Callable, Iterable
 
+import docker
 import pytest
+
+#: the namespace scripts/test.sh builds every image under
+E2E_NAMESPACE = os.environ.get("STACKYARD_E2E_NAMESPACE", "stackyard-e2e")
+#: the tag of the images the deployments use (openstack_tag's default)
+E2E_TAG = "2025.1"
+DEPLOYMENT_LABEL = "org.stackyard.deployment"
+BIN = Path(sys.executable).parent
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 3.0) -> Any:
@@ -25,3 +50,129 @@ def wait_until(predicate: Callable[[], Any], timeout: float, what: str, interval
 def wait_for() -> Callable[..., Any]:
     """:func:`wait_until`, for tests that poll a cloud (a guest's console, a ping)."""
     return wait_until
+
+
+@pytest.fixture(scope="session")
+def e2e_namespace() -> str:
+    """The image namespace scripts/test.sh built every image under."""
+    return E2E_NAMESPACE
+
+
+@pytest.fixture(scope="session")
+def e2e_image(e2e_namespace: str) -> Callable[[str], str]:
+    """``name`` -> the ref of that image in the E2E namespace (``stackyard-e2e/keystone:2025.1``)."""
+    def ref(name: str, tag: str = E2E_TAG) -> str:
+        return f"{e2e_namespace}/{name}:{tag}"
+    return ref
+
+
+def run_stackyard(*args: str, configdir: Path | None = None, extra_vars: dict[str, Any] | None = None,
+                  check: bool = True, timeout: int = 1800, netns: str | None = None,
+                  env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """``python -m stackyard.cli ARGS [--configdir D] [-e k=v ...]``; fails the test on a non-zero
+    exit unless ``check`` is false. ``netns``: run it inside that (``ip netns``) namespace."""
+    cmd = [sys.executable, "-m", "stackyard.cli", *args]
+    if configdir is not None:
+        cmd += ["--configdir", str(configdir)]
+    for key, value in (extra_vars or {}).items():
+        cmd += ["-e", f"{key}={value}"]
+    if netns:
+        cmd = ["ip", "netns", "exec", netns, *cmd]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"stackyard {' '.join(args)} exited {proc.returncode}\n"
+                             f"stdout:\n{proc.stdout[-3000:]}\nstderr:\n{proc.stderr[-5000:]}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def stackyard() -> Callable[..., subprocess.CompletedProcess]:
+    """:func:`run_stackyard`: the CLI in a subprocess, as an operator runs it."""
+    return run_stackyard
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> docker.DockerClient:
+    client = docker.from_env(timeout=300)
+    client.ping()
+    return client
+
+
+class Deployment:
+    """One e2e deployment: its config dir (whose absolute path is its label), its
+    name prefix and the ``-e`` flags every command gets; engine queries see only it."""
+
+    def __init__(self, client: docker.DockerClient, configdir: Path, prefix: str,
+                 extra_vars: dict[str, Any] | None = None) -> None:
+        self.client = client
+        self.configdir = Path(configdir)
+        self.prefix = prefix
+        self.extra_vars = dict(extra_vars or {})
+
+    @property
+    def label(self) -> str:
+        return str(self.configdir.absolute())
+
+    @property
+    def filters(self) -> dict[str, Any]:
+        return {"label": f"{DEPLOYMENT_LABEL}={self.label}"}
+
+    def run(self, *args: str, **kw: Any) -> subprocess.CompletedProcess:
+        """A stackyard command on this deployment (``--configdir`` and ``-e`` flags added)."""
+        return run_stackyard(*args, configdir=self.configdir, extra_vars=self.extra_vars, **kw)
+
+    def name(self, plain: str) -> str:
+        """The engine name of a container or volume the services call ``plain``."""
+        return self.prefix + plain
+
+    def containers(self, all: bool = True) -> list:  # noqa: A002 - docker's own word
+        found = self.client.containers.list(all=all, filters=self.filters)
+        # the label is the deployment's own: everything found carries its prefix
+        assert all_prefixed((c.name for c in found), self.prefix), [c.name for c in found]
+        return found
+
+    def names(self, running_only: bool = False) -> set[str]:
+        return {c.name for c in self.containers(all=not running_only)}
+
+    def snapshot(self) -> dict[str, tuple[str, str]]:
+        """name -> (container ID, StartedAt) of every container of this deployment."""
+        return {c.name: (c.id, c.attrs["State"]["StartedAt"]) for c in self.containers()}
+
+    def volumes(self) -> set[str]:
+        return {v.name for v in self.client.volumes.list(filters=self.filters)}
+
+    def openstack(self, *args: str, check: bool = True, timeout: int = 300) -> subprocess.CompletedProcess:
+        """The real ``openstack`` CLI as this deployment's admin (its clouds.yaml)."""
+        env = dict(os.environ, OS_CLOUD="stackyard-admin",
+                   OS_CLIENT_CONFIG_FILE=str(self.configdir / "clouds.yaml"))
+        proc = subprocess.run([str(BIN / "openstack"), *args], capture_output=True, text=True, env=env,
+                              timeout=timeout)
+        if check:
+            assert proc.returncode == 0, f"openstack {' '.join(args)}: {proc.stderr[-2000:]}"
+        return proc
+
+
+def all_prefixed(names: Iterable[str], prefix: str) -> bool:
+    return all(n.startswith(prefix) for n in names)
+
+
+@pytest.fixture(scope="session")
+def make_deployment(docker_client: docker.DockerClient, e2e_namespace: str) -> Callable[..., Deployment]:
+    """``make_deployment(configdir, prefix, **extra_vars)``: a :class:`Deployment` whose
+    commands all get ``-e docker_namespace=<E2E namespace> -e stackyard_name_prefix=<prefix>``
+    (and the other ``extra_vars``); ``flags=False`` when its globals.yml says so itself."""
+    def make(configdir: Path, prefix: str, *, flags: bool = True, **extra_vars: Any) -> Deployment:
+        assert prefix, "every e2e deployment has a name prefix of its own"
+        if not flags:  # the caller writes namespace and prefix into globals.yml itself
+            return Deployment(docker_client, configdir, prefix, extra_vars)
+        given = {"docker_namespace": e2e_namespace, "stackyard_name_prefix": prefix, **extra_vars}
+        return Deployment(docker_client, configdir, prefix, given)
+    return make
+
+
+@pytest.fixture(scope="session")
+def guest_work_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the guest image is built (cached by its inputs): ``STACKYARD_GUEST_WORK_DIR``
+    or one tmp dir for the whole session, so it is built at most once per run."""
+    env = os.environ.get("STACKYARD_GUEST_WORK_DIR")
+    return Path(env) if env else tmp_path_factory.mktemp("guest-work")

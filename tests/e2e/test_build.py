@@ -1,9 +1,12 @@
 """End to end: ``stackyard build`` against the real Docker engine.
 
-One session-scoped build makes the core set under the default namespace
-(``stackyard/<name>:2025.1``); the first run may be cold (about two minutes),
-later runs are cache hits. Everything runs with host networking; the only
-traffic leaves for the Debian mirror (apt inside builds) and 127.0.0.1.
+One session-scoped build makes the core set under a namespace of these tests'
+own (``<E2E namespace>-build/<name>:2025.1``, work dirs under pytest's tmp
+dirs): the base image is a cache hit on the one scripts/test.sh built (its hash
+does not depend on the namespace), the rest reuse Docker's layer cache; later
+runs are cache hits. Extra tags and images made by single tests are removed by
+them, and only those. Everything runs with host networking; the only traffic
+leaves for the Debian mirror (apt inside builds) and 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ pytestmark = pytest.mark.e2e
 CORE = ["base", "cron", "keystone", "mariadb-server", "memcached", "openstack-base", "rabbitmq"]
 SERVICES = ["cron", "keystone", "mariadb-server", "memcached", "rabbitmq"]
 TAG = "2025.1"
-WORK = Path("/tmp/stackyard-e2e-build")
+#: these tests' own image namespace (never the one the deployments use)
+NS = os.environ.get("STACKYARD_E2E_NAMESPACE", "stackyard-e2e") + "-build"
 STACKYARD = str(Path(sys.executable).with_name("stackyard"))
 
 UIDS = {
@@ -46,13 +50,13 @@ if not _docker_available():
 
 
 # ----------------------------------------------------------------- helpers
-def build(*args: str, work: Path = WORK, timeout: int = 1200) -> tuple[int, dict[str, Any], str]:
-    """Run ``stackyard build``; return (exit code, JSON summary, stderr)."""
+def build(*args: str, work: Path, timeout: int = 1200) -> tuple[int, dict[str, Any], str]:
+    """Run ``stackyard build`` under :data:`NS`; return (exit code, JSON summary, stderr)."""
     work.mkdir(parents=True, exist_ok=True)
     summary_file = work / "summary.json"
     if summary_file.exists():
         summary_file.unlink()
-    cmd = [STACKYARD, "build", "--config", str(_empty_config()), "--work-dir", str(work),
+    cmd = [STACKYARD, "build", "--config", str(_empty_config(work)), "--namespace", NS, "--work-dir", str(work),
            "--format", "json", "--summary-file", str(summary_file), *args]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     summary = json.loads(summary_file.read_text()) if summary_file.exists() else {}
@@ -61,16 +65,17 @@ def build(*args: str, work: Path = WORK, timeout: int = 1200) -> tuple[int, dict
     return r.returncode, summary, r.stderr
 
 
-def _empty_config() -> Path:
-    p = WORK / "empty-build.yml"
-    WORK.mkdir(parents=True, exist_ok=True)
+def _empty_config(work: Path) -> Path:
+    """No /etc/stackyard/build.yml: only the built-in defaults and the flags count."""
+    p = work / "empty-build.yml"
+    work.mkdir(parents=True, exist_ok=True)
     if not p.exists():
         p.write_text("")
     return p
 
 
 def ref(name: str, tag: str = TAG) -> str:
-    return f"stackyard/{name}:{tag}"
+    return f"{NS}/{name}:{tag}"
 
 
 def drun(image: str, script: str, *, user: str | None = None, timeout: int = 120) -> subprocess.CompletedProcess:
@@ -92,14 +97,20 @@ def images_matching(reference: str) -> list[str]:
 
 
 # ----------------------------------------------------------------- fixtures
-@pytest.fixture(scope="session")
-def core_build() -> dict[str, Any]:
-    code, summary, err = build()
+@pytest.fixture(scope="module")
+def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The work dir of the core builds."""
+    return tmp_path_factory.mktemp("build-work")
+
+
+@pytest.fixture(scope="module")
+def core_build(work: Path) -> dict[str, Any]:
+    code, summary, err = build(work=work)
     assert code == 0, err[-3000:]
     return summary
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def image_facts(core_build) -> dict[str, dict[str, Any]]:
     """Per image: passwd/group entries, installed packages, compilers, apt lists."""
     script = (
@@ -207,9 +218,9 @@ def test_apt_lists_empty(image_facts, image):
     assert image_facts[image]["aptlists"] == [], f"{image}: {image_facts[image]['aptlists']}"
 
 
-def test_second_build_is_all_cached(core_build):
+def test_second_build_is_all_cached(core_build, work):
     start = time.monotonic()
-    code, summary, err = build()
+    code, summary, err = build(work=work)
     elapsed = time.monotonic() - start
     assert code == 0, err[-2000:]
     assert summary["built"] == [] and summary["failed"] == []
@@ -221,8 +232,8 @@ def test_second_build_is_all_cached(core_build):
     assert elapsed < 60, f"a no-change build took {elapsed:.0f}s"
 
 
-def test_selection_builds_only_what_is_asked(core_build):
-    code, summary, err = build("memcached")
+def test_selection_builds_only_what_is_asked(core_build, work):
+    code, summary, err = build("memcached", work=work)
     assert code == 0, err[-2000:]
     assert summary["cached"] == ["base", "memcached"]
     assert "keystone" in summary["unmatched"]
@@ -244,7 +255,7 @@ RUN echo footer > /etc/stackyard-override-footer
 def test_template_override_lands_in_image(core_build, tmp_path):
     override = tmp_path / "override.j2"
     override.write_text(OVERRIDE)
-    work = Path("/tmp/stackyard-e2e-override")
+    work = tmp_path / "work"
     try:
         code, summary, err = build("keystone", "--tag", "overridetest", "--template-override", str(override),
                                    work=work)
@@ -264,15 +275,15 @@ def test_template_override_lands_in_image(core_build, tmp_path):
         r = drun(ref("keystone"), "command -v less || echo absent; ls /etc/stackyard-override-footer 2>&1")
         assert "absent" in r.stdout and "No such file" in r.stdout
     finally:
-        rmi(*images_matching("stackyard/*:overridetest"))
-    assert images_matching("stackyard/*:overridetest") == []
+        rmi(*images_matching(f"{NS}/*:overridetest"))
+    assert images_matching(f"{NS}/*:overridetest") == []
 
 
 def test_packages_append_via_config_file(core_build, tmp_path):
     """``template_vars`` in build.yml reach the image the same way."""
     cfg = tmp_path / "build.yml"
-    cfg.write_text("template_vars:\n  memcached_packages_append: [less]\ntag: overridetest2\n")
-    work = Path("/tmp/stackyard-e2e-override2")
+    cfg.write_text(f"template_vars:\n  memcached_packages_append: [less]\ntag: overridetest2\nnamespace: {NS}\n")
+    work = tmp_path / "work"
     try:
         r = subprocess.run([STACKYARD, "build", "--config", str(cfg), "--work-dir", str(work),
                             "--format", "json", "memcached"], capture_output=True, text=True, timeout=900)
@@ -282,7 +293,7 @@ def test_packages_append_via_config_file(core_build, tmp_path):
         r = drun(ref("memcached", "overridetest2"), "command -v less && memcached -V")
         assert r.returncode == 0 and "/usr/bin/less" in r.stdout
     finally:
-        rmi(*images_matching("stackyard/*:overridetest2"))
+        rmi(*images_matching(f"{NS}/*:overridetest2"))
 
 
 # ----------------------------------------------------------------- failures
@@ -297,7 +308,7 @@ def test_failing_image_marks_children_parent_failed(core_build, tmp_path):
     (dd / "broken-child" / "Dockerfile.j2").write_text("FROM {{ image_ref('broken') }}\nRUN true\n")
     (dd / "broken-grandchild").mkdir()
     (dd / "broken-grandchild" / "Dockerfile.j2").write_text("FROM {{ image_ref('broken-child') }}\n")
-    work = Path("/tmp/stackyard-e2e-broken")
+    work = tmp_path / "work"
     try:
         code, summary, err = build("--docker-dir", str(dd), "broken-grandchild", "memcached", work=work)
         assert code == 1, err[-3000:]
@@ -310,24 +321,25 @@ def test_failing_image_marks_children_parent_failed(core_build, tmp_path):
         assert summary["failed_reasons"]["broken-child"] == "parent 'broken' failed"
         log = work / "logs" / "broken.log"
         assert log.is_file() and "stackyard-no-such-package-xyz" in log.read_text()
-        assert images_matching("stackyard/broken*") == []
+        assert images_matching(f"{NS}/broken*") == []
     finally:
-        rmi(*images_matching("stackyard/broken*"))
+        rmi(*images_matching(f"{NS}/broken*"))
 
 
 def test_failure_exit_code_in_text_mode(core_build, tmp_path):
     dd = tmp_path / "dd"
     (dd / "broken").mkdir(parents=True)
     (dd / "broken" / "Dockerfile.j2").write_text("FROM {{ image_ref('base') }}\nRUN exit 3\n")
-    r = subprocess.run([STACKYARD, "build", "--config", str(_empty_config()), "--work-dir",
-                        "/tmp/stackyard-e2e-broken2", "--docker-dir", str(dd), "broken"],
+    work = tmp_path / "work"
+    r = subprocess.run([STACKYARD, "build", "--config", str(_empty_config(work)), "--namespace", NS,
+                        "--work-dir", str(work), "--docker-dir", str(dd), "broken"],
                        capture_output=True, text=True, timeout=600)
     try:
         assert r.returncode == 1
         assert "1 failed" in r.stdout and "broken:" in r.stdout
         assert "Traceback" not in r.stderr
     finally:
-        rmi(*images_matching("stackyard/broken*"))
+        rmi(*images_matching(f"{NS}/broken*"))
 
 
 # ----------------------------------------------------------------- push
@@ -386,7 +398,7 @@ def registry(tmp_path_factory):
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
-        rmi(*images_matching(f"{address}/stackyard/*"))
+        rmi(*images_matching(f"{address}/{NS}/*"))
 
 
 def _registry_json(address: str, path: str) -> dict[str, Any]:
@@ -394,18 +406,18 @@ def _registry_json(address: str, path: str) -> dict[str, Any]:
         return json.loads(resp.read())
 
 
-def test_push_then_cached(core_build, registry):
-    work = Path("/tmp/stackyard-e2e-push")
+def test_push_then_cached(core_build, registry, tmp_path):
+    work = tmp_path / "work"
     code, first, err = build("memcached", "--registry", registry, "--push", work=work)
     assert code == 0, err[-3000:]
     assert first["failed"] == []
     assert sorted(first["built"] + first["cached"]) == ["base", "memcached"]
     # base's Dockerfile does not name the registry: same hash as the local build
     assert first["images"]["base"]["hash"] == core_build["images"]["base"]["hash"]
-    assert first["images"]["memcached"]["ref"] == f"{registry}/stackyard/memcached:{TAG}"
+    assert first["images"]["memcached"]["ref"] == f"{registry}/{NS}/memcached:{TAG}"
     catalog = _registry_json(registry, "/v2/_catalog")["repositories"]
-    assert {"stackyard/base", "stackyard/memcached"} <= set(catalog)
-    assert _registry_json(registry, "/v2/stackyard/memcached/tags/list")["tags"] == [TAG]
+    assert {f"{NS}/base", f"{NS}/memcached"} <= set(catalog)
+    assert _registry_json(registry, f"/v2/{NS}/memcached/tags/list")["tags"] == [TAG]
 
     code, second, err = build("memcached", "--registry", registry, "--push", work=work)
     assert code == 0, err[-3000:]
@@ -413,9 +425,9 @@ def test_push_then_cached(core_build, registry):
     assert second["images"]["memcached"]["hash"] == first["images"]["memcached"]["hash"]
 
     # with the local image gone, the registry copy (same hash label) is still a cache hit
-    rmi(f"{registry}/stackyard/memcached:{TAG}")
+    rmi(f"{registry}/{NS}/memcached:{TAG}")
     code, third, err = build("memcached", "--registry", registry, "--push", work=work)
     assert code == 0, err[-3000:]
     assert third["built"] == [] and third["cached"] == ["base", "memcached"]
-    r = drun(f"{registry}/stackyard/memcached:{TAG}", "memcached -V")
+    r = drun(f"{registry}/{NS}/memcached:{TAG}", "memcached -V")
     assert r.returncode == 0 and "memcached 1." in r.stdout

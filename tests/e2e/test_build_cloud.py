@@ -1,26 +1,32 @@
 """End to end: the cloud images of the ``core`` profile build and their programs run.
 
-One module-scoped ``stackyard build --profile core`` (cold: a few minutes; later
-runs are cache hits), then every check runs a throw-away container with host
-networking and no config: versions, service users with Kolla's UIDs, no
-compiler and no -dev package, and the helper programs each service calls.
+One module-scoped ``stackyard build --profile core`` under the E2E namespace
+(``STACKYARD_E2E_NAMESPACE``): cache hits, as scripts/test.sh built it already
+(cold, a few minutes). Then every check runs a throw-away container
+(``--rm``, labelled ``org.stackyard.e2e=build-cloud``) with host networking and
+no config: versions, service users with Kolla's UIDs, no compiler and no -dev
+package, and the helper programs each service calls.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from stackyard.build.config import DEFAULT_PROFILES
-from stackyard.users import USERS
+from stackyard.deploy.services import build_profiles
+from stackyard.deploy.services import users
+
+USERS = users()
 
 pytestmark = pytest.mark.e2e
 
 TAG = "2025.1"
+NS = os.environ.get("STACKYARD_E2E_NAMESPACE", "stackyard-e2e")
 
 #: image -> (service user it runs as, command printing its version, expected version prefix)
 SERVICES: dict[str, tuple[str, list[str], str]] = {
@@ -47,11 +53,12 @@ SERVICES: dict[str, tuple[str, list[str], str]] = {
 
 
 def ref(name: str) -> str:
-    return f"stackyard/{name}:{TAG}"
+    return f"{NS}/{name}:{TAG}"
 
 
 def run(image: str, *cmd: str, user: str | None = None) -> subprocess.CompletedProcess[str]:
-    args = ["docker", "run", "--rm", "--network", "host", "--entrypoint", cmd[0]]
+    args = ["docker", "run", "--rm", "--label", "org.stackyard.e2e=build-cloud", "--network", "host",
+            "--entrypoint", cmd[0]]
     if user:
         args += ["--user", user]
     return subprocess.run([*args, ref(image), *cmd[1:]], check=False, capture_output=True, text=True, timeout=300)
@@ -69,7 +76,7 @@ def core_build(tmp_path_factory: pytest.TempPathFactory) -> dict:
     work = tmp_path_factory.mktemp("cloud-build")
     summary = work / "summary.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "stackyard.cli", "build", "--profile", "core",
+        [sys.executable, "-m", "stackyard.cli", "build", "--profile", "core", "--namespace", NS,
          "--work-dir", str(work), "--summary-file", str(summary)],
         check=False, capture_output=True, text=True, timeout=3600,
     )
@@ -78,8 +85,8 @@ def core_build(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 
 def test_core_profile_holds_the_cloud() -> None:
-    assert set(SERVICES) <= set(DEFAULT_PROFILES["core"])
-    assert {"mariadb-server", "memcached", "rabbitmq", "keystone"} <= set(DEFAULT_PROFILES["core"])
+    assert set(SERVICES) <= set(build_profiles()["core"])
+    assert {"mariadb-server", "memcached", "rabbitmq", "keystone"} <= set(build_profiles()["core"])
 
 
 def test_core_build_succeeds(core_build: dict) -> None:

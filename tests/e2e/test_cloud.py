@@ -1,15 +1,26 @@
-"""End-to-end: the all-in-one cloud runs servers.
+"""End-to-end: ``stackyard up`` from nothing gives the all-in-one cloud, which runs servers;
+a second deployment on the same engine comes and goes without touching it.
 
-Deploys Glance, Placement, Nova (QEMU under software emulation), Neutron (Linux
-bridge, DHCP, L3, metadata) and Horizon on top of the infra + Keystone set, then
-uses it with the real ``openstack`` CLI: upload and download an image, boot the
-stackyard guest on a tenant network, read its console, ping it from the router
-namespace, ping its floating IP from a namespace on the public network, delete
-everything and check nothing leaked. Horizon is checked over HTTP and with a
-headless Chromium screenshot (saved in artifacts/).
+The full cloud is deployed once (module fixture): ``stackyard up`` on a config
+dir that does not exist yet writes all-in-one globals for 127.0.0.1 (MariaDB,
+Memcached, RabbitMQ, Keystone, Glance, Placement, Nova under QEMU software
+emulation, Neutron with Open vSwitch, Horizon), builds (cache hits: tags) the
+images it needs, deploys and uploads the guest image. Every command gets
+``-e docker_namespace=<E2E namespace> -e stackyard_name_prefix=e2e-a-``, so the
+cloud runs the images scripts/test.sh built and names everything of its own.
+
+Then, with the real ``openstack`` CLI: a second ``up`` is a fast no-op, upload
+and download an image, boot the stackyard guest on a tenant network, read its
+console, ping it from the router namespace, ping its floating IP from a
+namespace on the public network, delete everything and check nothing leaked.
+Horizon is checked over HTTP and with a headless Chromium screenshot (saved in
+artifacts/). Last, an identity-only deployment B on 127.0.0.2 (prefix e2e-b-)
+is deployed, stopped and destroyed beside the cloud, which keeps running
+untouched.
 
 Addresses used (10.77.0.0/24 tenant, 10.99.0.0/24 public) exist only inside the
-bridges and namespaces the deployment and this test create.
+bridges and namespaces the deployment and this test create; the rest is
+127.0.0.1 and 127.0.0.2.
 """
 
 from __future__ import annotations
@@ -20,37 +31,40 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
+import docker
 import pytest
 import requests
 import yaml
 
 pytestmark = pytest.mark.e2e
 
-BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "artifacts"
-GLOBALS = """\
-kolla_internal_vip_address: "127.0.0.1"
-network_interface: lo
-enable_glance: true
-enable_placement: true
-enable_nova: true
-enable_neutron: true
-enable_horizon: true
-nova_compute_virt_type: qemu
-"""
+PREFIX_A = "e2e-a-"
+PREFIX_B = "e2e-b-"
+#: a few containers of each part of the full cloud (as the services name them)
+CLOUD_CONTAINERS = {"mariadb", "memcached", "rabbitmq", "keystone", "glance_api", "placement_api", "nova_api",
+                    "nova_compute", "nova_libvirt", "neutron_server", "neutron_l3_agent", "neutron_dhcp_agent",
+                    "openvswitch_vswitchd", "horizon", "cron"}
+#: deployment B: identity only (RabbitMQ is not needed by Keystone alone, and binds epmd)
+B_CONTAINERS = {"cron", "mariadb", "memcached", "keystone"}
 
 
-def stackyard(*args: str, configdir: Path, check: bool = True, timeout: int = 1800) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "stackyard.cli", *args, "--configdir", str(configdir)],
-                          capture_output=True, text=True, timeout=timeout)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"stackyard {' '.join(args)} exited {proc.returncode}\n{proc.stderr[-4000:]}")
-    return proc
+@dataclass
+class Cloud:
+    dep: object            # conftest's Deployment
+    up: subprocess.CompletedProcess
+    up_seconds: float
+    work: Path             # image build work dir of `up`
+    guest_work: Path
+    netns_dir: Path        # where Neutron's namespaces of this deployment live
+
+    def up_args(self) -> list[str]:
+        return ["up", "--work-dir", str(self.work), "--guest-work-dir", str(self.guest_work)]
 
 
 def sh(*cmd: str, check: bool = True, timeout: int = 60) -> subprocess.CompletedProcess:
@@ -60,40 +74,84 @@ def sh(*cmd: str, check: bool = True, timeout: int = 60) -> subprocess.Completed
     return proc
 
 
+def plan_resources(dep, kind: str) -> list[dict]:
+    plans = json.loads(dep.run("plan").stdout)
+    return [r for p in plans.values() for r in p["resources"] if r["kind"] == kind]
+
+
 @pytest.fixture(scope="module")
-def cloud(tmp_path_factory: pytest.TempPathFactory):
-    d = tmp_path_factory.mktemp("cloud")
-    stackyard("destroy", "--yes-i-really-really-mean-it", "--include-volumes", configdir=d)
-    (d / "globals.yml").write_text(GLOBALS)
-    stackyard("genpwd", configdir=d)
-    t0 = time.monotonic()
-    stackyard("deploy", configdir=d)
-    print(f"cloud deploy took {time.monotonic() - t0:.0f}s")
-    stackyard("post-deploy", configdir=d)
-    stackyard("guest-image", "--upload", configdir=d)
-    yield d
-    stackyard("destroy", "--yes-i-really-really-mean-it", "--include-volumes", configdir=d, check=False)
+def cloud(tmp_path_factory: pytest.TempPathFactory, make_deployment, guest_work_dir: Path):
+    base = tmp_path_factory.mktemp("cloud-a")
+    configdir = base / "etc-kolla"  # does not exist yet: up must create it
+    dep = make_deployment(configdir, PREFIX_A)
+    assert dep.containers() == [] and dep.volumes() == set()
+    work = base / "build-work"
+    try:
+        t0 = time.monotonic()
+        up = dep.run("up", "--work-dir", str(work), "--guest-work-dir", str(guest_work_dir), timeout=3600)
+        up_seconds = time.monotonic() - t0
+        print(f"stackyard up (full cloud from nothing) took {up_seconds:.0f}s")
+        netns = plan_resources(dep, "netns")
+        assert len(netns) == 1, netns
+        yield Cloud(dep, up, up_seconds, work, guest_work_dir, Path(netns[0]["path"]))
+    finally:
+        dep.run("destroy", "--yes-i-really-really-mean-it", "--include-volumes", check=False)
 
 
-def osc(cloud: Path, *args: str, timeout: int = 300) -> str:
-    env = dict(os.environ, OS_CLOUD="stackyard-admin", OS_CLIENT_CONFIG_FILE=str(cloud / "clouds.yaml"))
-    proc = subprocess.run([str(BIN / "openstack"), *args], capture_output=True, text=True, env=env, timeout=timeout)
-    assert proc.returncode == 0, f"openstack {' '.join(args)}: {proc.stderr[-2000:]}"
-    return proc.stdout.strip()
+def osc(cloud: Cloud, *args: str, timeout: int = 300) -> str:
+    return cloud.dep.openstack(*args, timeout=timeout).stdout.strip()
 
 
-def osc_json(cloud: Path, *args: str, timeout: int = 300):
+def osc_json(cloud: Cloud, *args: str, timeout: int = 300):
     return json.loads(osc(cloud, *args, "-f", "json", timeout=timeout))
 
 
-def test_noop_redeploy_of_the_whole_cloud_changes_nothing(cloud: Path) -> None:
-    proc = stackyard("deploy", "--format", "json", configdir=cloud)
-    result = json.loads(proc.stdout)
-    changed = [s for s in result["hosts"]["localhost"]["steps"] if s["status"] != "unchanged"]
+# ----------------------------------------------------------------- stackyard up
+def test_up_from_nothing_writes_all_in_one_config_and_a_working_cloud(cloud: Cloud, e2e_namespace: str) -> None:
+    configdir = cloud.dep.configdir
+    assert "source " in cloud.up.stdout and "admin-openrc.sh" in cloud.up.stdout
+    globals_yml = yaml.safe_load((configdir / "globals.yml").read_text())
+    assert globals_yml["kolla_internal_vip_address"] == "127.0.0.1"
+    assert all(globals_yml[f"enable_{s}"] is True for s in ("glance", "placement", "nova", "neutron", "horizon"))
+    pw = configdir / "passwords.yml"
+    assert pw.stat().st_mode & 0o777 == 0o600
+    assert yaml.safe_load(pw.read_text())["keystone_admin_password"]
+
+    token = osc(cloud, "token", "issue", "-f", "value", "-c", "id")
+    assert len(token) > 20
+    assert osc_json(cloud, "image", "show", "stackyard-guest")["status"] == "active"
+
+    # the deployment's own names, images from the E2E namespace
+    containers = cloud.dep.containers()
+    names = {c.name for c in containers}
+    assert {PREFIX_A + n for n in CLOUD_CONTAINERS} <= names, sorted(names)
+    for c in containers:
+        assert c.attrs["Config"]["Image"].startswith(f"{e2e_namespace}/"), (c.name, c.attrs["Config"]["Image"])
+    assert f"{PREFIX_A}mariadb" in cloud.dep.volumes()
+    # Neutron's namespaces live in a directory of this deployment's own, not /run/netns
+    assert cloud.netns_dir != Path("/run/netns") and cloud.netns_dir.is_dir()
+
+
+def test_second_up_is_a_fast_noop(cloud: Cloud) -> None:
+    before = cloud.dep.snapshot()
+    t0 = time.monotonic()
+    second = cloud.dep.run(*cloud.up_args(), timeout=600)
+    elapsed = time.monotonic() - t0
+    assert "0 changed" in second.stderr, second.stderr[-3000:]
+    assert cloud.dep.snapshot() == before
+    assert elapsed < 30, f"second 'stackyard up' took {elapsed:.1f}s"
+
+
+def test_noop_redeploy_of_the_whole_cloud_changes_nothing(cloud: Cloud) -> None:
+    before = cloud.dep.snapshot()
+    result = json.loads(cloud.dep.run("deploy", "--format", "json").stdout)
+    changed = [s for h in result["hosts"].values() for s in h["steps"] if s["status"] != "unchanged"]
     assert result["changed"] == 0, changed
+    assert cloud.dep.snapshot() == before
 
 
-def test_image_upload_and_download_are_identical(cloud: Path, tmp_path: Path) -> None:
+# ----------------------------------------------------------------- using the cloud
+def test_image_upload_and_download_are_identical(cloud: Cloud, tmp_path: Path) -> None:
     blob = tmp_path / "blob.raw"
     blob.write_bytes(os.urandom(3 * 1024 * 1024 + 17))
     osc(cloud, "image", "create", "--file", str(blob), "--disk-format", "raw", "--container-format", "bare",
@@ -106,15 +164,22 @@ def test_image_upload_and_download_are_identical(cloud: Path, tmp_path: Path) ->
         osc(cloud, "image", "delete", "e2e-blob")
 
 
-def _netns() -> set[str]:
-    return {line.split()[0] for line in sh("ip", "netns", "list").stdout.splitlines() if line.strip()}
+def _netns(cloud: Cloud) -> set[str]:
+    """The network namespaces of this deployment (``ip netns`` does not list its directory)."""
+    return set(os.listdir(cloud.netns_dir)) if cloud.netns_dir.is_dir() else set()
 
 
-def test_server_boots_gets_dhcp_and_metadata_and_answers_ping(cloud: Path, wait_for) -> None:
-    ns_before = _netns()
+def in_netns(path: Path, *cmd: str, check: bool = True, timeout: int = 60) -> subprocess.CompletedProcess:
+    return sh("nsenter", f"--net={path}", *cmd, check=check, timeout=timeout)
+
+
+def test_server_boots_gets_dhcp_and_metadata_and_answers_ping(cloud: Cloud, wait_for) -> None:
+    ns_before = _netns(cloud)
     ports_before = {p["ID"] for p in osc_json(cloud, "port", "list")}
     created: list[tuple[str, ...]] = []
-    test_ns = "sy-e2e-pub"
+    vswitchd = cloud.dep.name("openvswitch_vswitchd")
+    # a client on the public network: a namespace of ours, plugged into br-ex
+    test_ns, veth_out, veth_in = "e2e-a-pub", "e2ea-pub0", "e2ea-pub1"
     try:
         osc(cloud, "network", "create", "--external", "--provider-network-type", "flat",
             "--provider-physical-network", "physnet1", "e2e-public")
@@ -157,38 +222,36 @@ def test_server_boots_gets_dhcp_and_metadata_and_answers_ping(cloud: Path, wait_
         assert hostname.startswith("e2e-server")
 
         qrouter = f"qrouter-{router['id']}"
-        assert qrouter in _netns(), "router namespace is not visible on the host"
-        wait_for(lambda: sh("ip", "netns", "exec", qrouter, "ping", "-c", "1", "-W", "2", fixed,
-                         check=False).returncode == 0, 120, f"ping {fixed} from {qrouter}")
+        assert qrouter in _netns(cloud), f"router namespace is not in {cloud.netns_dir}"
+        qrouter_path = cloud.netns_dir / qrouter
+        wait_for(lambda: in_netns(qrouter_path, "ping", "-c", "1", "-W", "2", fixed, check=False).returncode == 0,
+                 120, f"ping {fixed} from {qrouter}")
 
         fip = osc_json(cloud, "floating", "ip", "create", "e2e-public")["floating_ip_address"]
         created.append(("floating", "ip", "delete", fip))
         osc(cloud, "server", "add", "floating", "ip", "e2e-server", fip)
-        # a client on the public network: a namespace of ours, plugged into br-ex
         sh("ip", "netns", "add", test_ns)
-        sh("ip", "link", "add", "sy-e2e0", "type", "veth", "peer", "name", "sy-e2e1")
-        sh("ip", "link", "set", "sy-e2e1", "netns", test_ns)
-        sh("ip", "link", "set", "sy-e2e0", "up")
-        sh("docker", "exec", "openvswitch_vswitchd", "ovs-vsctl", "--may-exist", "add-port", "br-ex", "sy-e2e0")
-        sh("ip", "netns", "exec", test_ns, "ip", "addr", "add", "10.99.0.50/24", "dev", "sy-e2e1")
-        sh("ip", "netns", "exec", test_ns, "ip", "link", "set", "sy-e2e1", "up")
+        sh("ip", "link", "add", veth_out, "type", "veth", "peer", "name", veth_in)
+        sh("ip", "link", "set", veth_in, "netns", test_ns)
+        sh("ip", "link", "set", veth_out, "up")
+        sh("docker", "exec", vswitchd, "ovs-vsctl", "--may-exist", "add-port", "br-ex", veth_out)
+        sh("ip", "netns", "exec", test_ns, "ip", "addr", "add", "10.99.0.50/24", "dev", veth_in)
+        sh("ip", "netns", "exec", test_ns, "ip", "link", "set", veth_in, "up")
         wait_for(lambda: sh("ip", "netns", "exec", test_ns, "ping", "-c", "1", "-W", "2", fip,
                          check=False).returncode == 0, 120, f"ping floating IP {fip}")
     finally:
-        sh("docker", "exec", "openvswitch_vswitchd", "ovs-vsctl", "--if-exists", "del-port", "br-ex", "sy-e2e0",
-           check=False)
-        sh("ip", "link", "del", "sy-e2e0", check=False)
+        sh("docker", "exec", vswitchd, "ovs-vsctl", "--if-exists", "del-port", "br-ex", veth_out, check=False)
+        sh("ip", "link", "del", veth_out, check=False)
         sh("ip", "netns", "del", test_ns, check=False)
         for cmd in reversed(created):
-            env = dict(os.environ, OS_CLOUD="stackyard-admin", OS_CLIENT_CONFIG_FILE=str(cloud / "clouds.yaml"))
-            subprocess.run([str(BIN / "openstack"), *cmd], env=env, capture_output=True, timeout=300)
+            cloud.dep.openstack(*cmd, check=False)
     # nothing leaked: no ports, no namespaces
     wait_for(lambda: {p["ID"] for p in osc_json(cloud, "port", "list")} <= ports_before, 120, "ports to go")
-    wait_for(lambda: _netns() <= ns_before, 120, "namespaces to go")
+    wait_for(lambda: _netns(cloud) <= ns_before, 120, "namespaces to go")
 
 
-def test_horizon_login_page_and_admin_login(cloud: Path) -> None:
-    passwords = yaml.safe_load((cloud / "passwords.yml").read_text())
+def test_horizon_login_page_and_admin_login(cloud: Cloud) -> None:
+    passwords = yaml.safe_load((cloud.dep.configdir / "passwords.yml").read_text())
     base = "http://127.0.0.1"
     s = requests.Session()
     page = s.get(f"{base}/auth/login/", timeout=60)
@@ -215,3 +278,62 @@ def test_horizon_login_page_and_admin_login(cloud: Path) -> None:
        f"--user-data-dir={ARTIFACTS / 'chromium-profile'}", "--window-size=1280,900",
        f"--screenshot={shot}", f"{base}/auth/login/", timeout=180)
     assert shot.exists() and shot.stat().st_size > 10_000
+
+
+# ----------------------------------------------------------------- a second deployment beside it
+def test_second_deployment_beside_the_cloud_stops_and_goes_without_touching_it(
+    cloud: Cloud, tmp_path_factory: pytest.TempPathFactory, make_deployment, e2e_namespace: str,
+    docker_client: docker.DockerClient,
+) -> None:
+    a = cloud.dep
+    configdir = tmp_path_factory.mktemp("deploy-b") / "etc-kolla"
+    configdir.mkdir()
+    (configdir / "globals.yml").write_text(yaml.safe_dump({
+        "kolla_internal_vip_address": "127.0.0.2", "network_interface": "lo",
+        "stackyard_name_prefix": PREFIX_B, "docker_namespace": e2e_namespace, "enable_rabbitmq": False,
+    }))
+    b = make_deployment(configdir, PREFIX_B, flags=False)
+    a_before, a_running, a_volumes = a.snapshot(), a.names(running_only=True), a.volumes()
+    assert {PREFIX_A + n for n in CLOUD_CONTAINERS} <= a_running
+    b_names = {PREFIX_B + n for n in B_CONTAINERS}
+    try:
+        b.run("genpwd")
+        b.run("prechecks")
+        b.run("deploy", timeout=1200)
+        b.run("post-deploy")
+        assert b.names(running_only=True) == b_names
+        for c in b.containers():
+            assert c.attrs["Config"]["Image"].startswith(f"{e2e_namespace}/"), c.attrs["Config"]["Image"]
+        b_volumes = b.volumes()
+        assert f"{PREFIX_B}mariadb" in b_volumes and not b_volumes & a_volumes
+        # B's Keystone answers on its own address and issues tokens
+        clouds = yaml.safe_load((configdir / "clouds.yaml").read_text())
+        auth_url = clouds["clouds"]["stackyard-admin"]["auth"]["auth_url"]
+        assert "127.0.0.2:5000" in auth_url, auth_url
+        assert len(b.openstack("token", "issue", "-f", "value", "-c", "id").stdout.strip()) > 20
+        assert requests.get("http://127.0.0.2:5000/v3", timeout=30).status_code == 200
+        assert a.snapshot() == a_before, "deploying B touched A"
+
+        # stop: B's containers only
+        b.run("stop")
+        assert b.names(running_only=True) == set()
+        assert b.names() == b_names, "stop removed containers"
+        assert a.names(running_only=True) == a_running, "stopping B stopped some of A"
+        assert a.snapshot() == a_before
+
+        # destroy with volumes: B is gone, A is as it was
+        b.run("destroy", "--yes-i-really-really-mean-it", "--include-volumes")
+        assert b.containers() == [] and b.volumes() == set()
+        for name in b_names:
+            with pytest.raises(docker.errors.NotFound):
+                docker_client.containers.get(name)
+        for name in b_volumes:
+            with pytest.raises(docker.errors.NotFound):
+                docker_client.volumes.get(name)
+        assert a.snapshot() == a_before, "destroying B touched A's containers"
+        assert a.names(running_only=True) == a_running
+        assert a.volumes() == a_volumes
+        assert len(osc(cloud, "token", "issue", "-f", "value", "-c", "id")) > 20
+        assert osc_json(cloud, "image", "show", "stackyard-guest")["status"] == "active"
+    finally:
+        b.run("destroy", "--yes-i-really-really-mean-it", "--include-volumes", check=False)

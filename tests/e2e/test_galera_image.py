@@ -13,7 +13,10 @@ stop, ``galera-recover`` on every volume, and a restart from the most advanced
 node keep every row; a killed node leaves a Primary cluster of two, recovers
 its position with ``mariadbd --wsrep-recover`` and rejoins.
 
-Everything made here is named sytest-galera-<run>-* and removed at the end.
+The image is the E2E namespace's (``STACKYARD_E2E_NAMESPACE``, built by
+scripts/test.sh) unless STACKYARD_MARIADB_IMAGE names another. Everything made
+here is named sytest-galera-<run>-*, labelled org.stackyard.e2e=<that prefix>,
+and removed at the end: cleanup looks for that label only.
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ import pytest
 
 pytestmark = pytest.mark.e2e
 
-IMAGE = os.environ.get("STACKYARD_MARIADB_IMAGE", "stackyard/mariadb-server:2025.1")
+IMAGE = os.environ.get("STACKYARD_MARIADB_IMAGE") or \
+    f"{os.environ.get('STACKYARD_E2E_NAMESPACE', 'stackyard-e2e')}/mariadb-server:2025.1"
 CONFIG_DIR = "/var/lib/kolla/config_files"
 NODES = {"node1": "127.0.0.11", "node2": "127.0.0.12", "node3": "127.0.0.13"}
 ROOT_PASSWORD = "sytest-galera-root"
@@ -77,7 +81,7 @@ def client() -> docker.DockerClient:
     try:
         c.images.get(IMAGE)
     except docker.errors.ImageNotFound:
-        pytest.fail("%s does not exist: build it first (stackyard build mariadb-server)" % IMAGE)
+        pytest.fail("%s does not exist: build it first (scripts/test.sh builds it)" % IMAGE)
     return c
 
 
@@ -86,6 +90,7 @@ class Cluster:
         self.client = client
         self.prefix = "sytest-galera-%s-" % uuid.uuid4().hex[:8]
         self.cluster_name = self.prefix + "cluster"
+        self.labels = {"org.stackyard.e2e": self.prefix.rstrip("-")}
         self.workdir = workdir
         self.config: dict[str, Path] = {}
         self.volumes: dict[str, str] = {}
@@ -125,7 +130,7 @@ class Cluster:
         env = {"KOLLA_CONFIG_STRATEGY": "COPY_ALWAYS", **(environment or {})}
         c = self.client.containers.run(
             IMAGE, command=command, detach=True, network_mode="host", environment=env,
-            name=self.prefix + name + "-" + suffix, volumes=self.mounts(name))
+            name=self.prefix + name + "-" + suffix, volumes=self.mounts(name), labels=self.labels)
         try:
             code = c.wait(timeout=timeout)["StatusCode"]
             return code, c.logs(stdout=True, stderr=True).decode(errors="replace")
@@ -134,7 +139,7 @@ class Cluster:
 
     def bootstrap(self, name: str) -> None:
         self.write_config(name)
-        vol = self.client.volumes.create(self.prefix + name)
+        vol = self.client.volumes.create(self.prefix + name, labels=self.labels)
         self.volumes[name] = vol.name
         code, out = self.one_off(name, "bootstrap", environment={"KOLLA_BOOTSTRAP": "1"})
         assert code == 0, "%s: bootstrap failed (%d):\n%s" % (name, code, out)
@@ -147,7 +152,7 @@ class Cluster:
             env["STACKYARD_GALERA_NEW_CLUSTER"] = "1"
         self.containers[name] = self.client.containers.run(
             IMAGE, detach=True, network_mode="host", environment=env, name=self.prefix + name,
-            volumes=self.mounts(name), stop_signal="SIGTERM")
+            volumes=self.mounts(name), stop_signal="SIGTERM", labels=self.labels)
 
     def stop(self, name: str) -> None:
         self.containers[name].stop(timeout=90)
@@ -217,12 +222,13 @@ class Cluster:
         return json.loads(lines[0]), out
 
     def cleanup(self) -> None:
-        for c in self.client.containers.list(all=True, filters={"name": self.prefix}):
+        mine = {"label": "org.stackyard.e2e=%s" % self.labels["org.stackyard.e2e"]}
+        for c in self.client.containers.list(all=True, filters=mine):
             try:
                 c.remove(force=True)
             except docker.errors.APIError:
                 pass
-        for v in self.client.volumes.list(filters={"name": self.prefix}):
+        for v in self.client.volumes.list(filters=mine):
             try:
                 v.remove(force=True)
             except docker.errors.APIError:

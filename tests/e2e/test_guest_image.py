@@ -63,8 +63,10 @@ def host_tools() -> None:
 
 
 @pytest.fixture(scope="module")
-def artifacts(tmp_path_factory: pytest.TempPathFactory, host_tools: None):
-    work = Path(os.environ.get("STACKYARD_GUEST_WORK_DIR") or tmp_path_factory.mktemp("guest-work"))
+def artifacts(guest_work_dir: Path, host_tools: None):
+    # the session's guest work dir (STACKYARD_GUEST_WORK_DIR or a tmp dir): `stackyard up`
+    # in test_cloud may have built the same guest there already
+    work = guest_work_dir
     t0 = time.monotonic()
     art = build_guest(work)
     print(f"guest build: {time.monotonic() - t0:.1f}s (reused={art.reused})")

@@ -5,12 +5,15 @@ haproxy user, proxies 127.0.0.1 to a backend on 127.0.0.1 and exposes its admin
 socket in /run/haproxy, a volume shared with a keepalived container whose
 check-haproxy reads it. keepalived is only config-tested (-t): a running VRRP
 instance would send multicast on a real interface, and this test talks to
-loopback addresses only. Everything is named sytest-lb-<run>-* and removed.
+loopback addresses only. The images are the E2E namespace's
+(``STACKYARD_E2E_NAMESPACE``, built by scripts/test.sh). Everything is named
+sytest-lb-<run>-*, labelled org.stackyard.e2e=<run>, and removed.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import socket
 import time
 import urllib.request
@@ -21,8 +24,9 @@ import pytest
 
 pytestmark = pytest.mark.e2e
 
-HAPROXY = "stackyard/haproxy:2025.1"
-KEEPALIVED = "stackyard/keepalived:2025.1"
+NS = os.environ.get("STACKYARD_E2E_NAMESPACE", "stackyard-e2e")
+HAPROXY = f"{NS}/haproxy:2025.1"
+KEEPALIVED = f"{NS}/keepalived:2025.1"
 CONFIG_DIR = "/var/lib/kolla/config_files"
 FRONT_PORT = 18481
 STATS_PORT = 18482
@@ -81,11 +85,13 @@ def env(tmp_path_factory):
         for image in (HAPROXY, KEEPALIVED):
             client.images.get(image)
     except docker.errors.ImageNotFound as e:
-        pytest.fail("%s: build it first (stackyard build haproxy keepalived)" % e)
+        pytest.fail("%s: build it first (stackyard build --namespace %s haproxy keepalived)" % (e, NS))
     except Exception as e:  # noqa: BLE001
         pytest.fail("cannot reach the Docker engine: %s" % e)
     assert free(FRONT_PORT) and free(STATS_PORT), "test ports in use"
-    prefix = "sytest-lb-%s-" % uuid.uuid4().hex[:8]
+    run_id = uuid.uuid4().hex[:8]
+    prefix = "sytest-lb-%s-" % run_id
+    labels = {"org.stackyard.e2e": "sytest-lb-" + run_id}
     base = tmp_path_factory.mktemp("lb")
     dirs = {}
     for name, dest, text, command in (
@@ -102,12 +108,12 @@ def env(tmp_path_factory):
             p.chmod(0o644)
         d.chmod(0o755)
         dirs[name] = d
-    volume = client.volumes.create(prefix + "run-haproxy")
+    volume = client.volumes.create(prefix + "run-haproxy", labels=labels)
     containers = {}
 
     def run(name, image):
         containers[name] = client.containers.run(
-            image, detach=True, network_mode="host", name=prefix + name,
+            image, detach=True, network_mode="host", name=prefix + name, labels=labels,
             environment={"KOLLA_CONFIG_STRATEGY": "COPY_ALWAYS"},
             volumes={str(dirs[name]): {"bind": CONFIG_DIR, "mode": "ro"},
                      volume.name: {"bind": "/run/haproxy", "mode": "rw"}})

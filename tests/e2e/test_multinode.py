@@ -26,6 +26,8 @@ SUBNET = "10.251.0.0/24"
 REGISTRY_PORT = 5101
 NODES = {"node1": "10.251.0.11", "node2": "10.251.0.12", "node3": "10.251.0.13"}
 VIP = "10.251.0.250"
+#: the E2E namespace: images are built (cached) under it and pushed to the bed's registry
+NS = os.environ.get("STACKYARD_E2E_NAMESPACE", "stackyard-e2e")
 IMAGES = ["base", "openstack-base", "keystone", "mariadb-server", "memcached", "rabbitmq", "cron",
           "haproxy", "keepalived"]
 
@@ -119,11 +121,12 @@ def cloud(tmp_path_factory):
     try:
         # images: built (cached) and pushed to the registry the nodes pull from
         run([sys.executable, "-m", "stackyard.cli", "build", "--push", "--registry", f"127.0.0.1:{REGISTRY_PORT}",
-             *IMAGES], timeout=1800)
+             "--namespace", NS, "--work-dir", str(tmp_path_factory.mktemp("build-work")), *IMAGES], timeout=1800)
         (configdir / "globals.yml").write_text(yaml.safe_dump({
             "kolla_base_distro": "debian", "openstack_release": "2025.1",
             "kolla_internal_vip_address": VIP, "network_interface": "eth0",
             "docker_registry": f"{SUBNET.rsplit('.', 1)[0]}.1:5000", "docker_registry_insecure": True,
+            "docker_namespace": NS,
             "enable_loadbalancer": True, "enable_mariadb": True, "enable_memcached": True,
             "enable_rabbitmq": True, "enable_keystone": True, "enable_cron": True,
         }))

@@ -28,6 +28,8 @@ pytestmark = pytest.mark.e2e
 
 BIN = Path(sys.executable).parent
 PREFIX, SUBNET, REGISTRY_PORT = "symc", "10.254.0.0/24", 5104
+#: the E2E namespace: images are built (cached) under it and pushed to the bed's registry
+NS = os.environ.get("STACKYARD_E2E_NAMESPACE", "stackyard-e2e")
 VIP = "10.254.0.250"
 ROLES = {"control": "node1", "network": "node1", "monitoring": "node1", "storage": "node1", "compute": "node2"}
 
@@ -66,12 +68,14 @@ def cloud(tmp_path_factory):
     bed = ["--state-dir", str(state), "--prefix", PREFIX, "--subnet", SUBNET, "--registry-port", str(REGISTRY_PORT)]
     stackyard("testbed", "up", "--hosts", "2", *bed)
     try:
-        stackyard("build", "--push", "--registry", f"127.0.0.1:{REGISTRY_PORT}", "--profile", "core")
+        stackyard("build", "--push", "--registry", f"127.0.0.1:{REGISTRY_PORT}", "--namespace", NS,
+                  "--work-dir", str(tmp_path_factory.mktemp("build-work")), "--profile", "core")
         inventory = configdir / "multinode"
         inventory.write_text(split_roles((state / "multinode").read_text()))
         (configdir / "globals.yml").write_text(yaml.safe_dump({
             "openstack_release": "2025.1", "kolla_internal_vip_address": VIP, "network_interface": "eth0",
             "docker_registry": f"{SUBNET.rsplit('.', 1)[0]}.1:5000", "docker_registry_insecure": True,
+            "docker_namespace": NS,
             "enable_loadbalancer": True, "enable_glance": True, "enable_placement": True, "enable_nova": True,
             "enable_neutron": True, "enable_horizon": True, "nova_compute_virt_type": "qemu",
         }))

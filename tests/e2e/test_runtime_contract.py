@@ -1,9 +1,11 @@
 """Black-box tests of the runtime contract in real containers.
 
-They run the base image (env STACKYARD_BASE_IMAGE, default
-stackyard/base:2025.1) plus a tiny throwaway image built FROM it with a test
-service and a bootstrap hook.  Host networking only, 127.0.0.1 only.  Every
-container and image created here is removed again.
+They run the base image (env STACKYARD_BASE_IMAGE, default the E2E
+namespace's <STACKYARD_E2E_NAMESPACE>/base:2025.1 that scripts/test.sh built)
+plus a tiny throwaway image built FROM it with a test service and a bootstrap
+hook.  Host networking only, 127.0.0.1 only.  Every container (named
+sytest-rc-<run>-*, labelled org.stackyard.e2e=sytest-rc-<run>) and image
+created here is removed again.
 """
 
 import io
@@ -20,7 +22,10 @@ import pytest
 
 pytestmark = pytest.mark.e2e
 
-BASE_IMAGE = os.environ.get("STACKYARD_BASE_IMAGE", "stackyard/base:2025.1")
+BASE_IMAGE = os.environ.get("STACKYARD_BASE_IMAGE") or \
+    f"{os.environ.get('STACKYARD_E2E_NAMESPACE', 'stackyard-e2e')}/base:2025.1"
+RUN_ID = "sytest-rc-%s" % uuid.uuid4().hex[:8]
+LABELS = {"org.stackyard.e2e": RUN_ID}
 CONFIG_DIR = "/var/lib/kolla/config_files"
 
 SERVICE = r'''#!/usr/bin/python3
@@ -99,7 +104,7 @@ def _tar(files):
 
 @pytest.fixture(scope="module")
 def test_image(client, base_image):
-    tag = "stackyard-e2e/runtime-contract:%s" % uuid.uuid4().hex[:12]
+    tag = "%s/runtime-contract:latest" % RUN_ID
     dockerfile = textwrap.dedent("""
         FROM %s
         COPY e2e-svc e2e-listener /usr/local/bin/
@@ -110,7 +115,7 @@ def test_image(client, base_image):
     ctx = _tar({"Dockerfile": (dockerfile, 0o644), "e2e-svc": (SERVICE, 0o755),
                 "e2e-listener": (LISTENER, 0o755), "bootstrap": (BOOTSTRAP, 0o755)})
     client.images.build(fileobj=ctx, custom_context=True, tag=tag, network_mode="host",
-                        rm=True, forcerm=True, pull=False)
+                        rm=True, forcerm=True, pull=False, labels=LABELS)
     yield tag
     try:
         client.images.remove(tag, force=True)
@@ -143,7 +148,7 @@ class Runner:
         env.update(environment or {})
         c = self.client.containers.run(
             self.image, detach=True, network_mode="host", environment=env,
-            user=user or "root", name="stackyard-e2e-%s" % uuid.uuid4().hex[:10],
+            user=user or "root", name="%s-%s" % (RUN_ID, uuid.uuid4().hex[:10]), labels=LABELS,
             volumes={str(config_dir): {"bind": CONFIG_DIR, "mode": "ro"}}, **kw)
         self.containers.append(c)
         return c
