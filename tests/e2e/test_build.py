@@ -1,11 +1,11 @@
 """End to end: ``stackyard build`` against the real Docker engine.
 
-One session-scoped build makes the core set under a namespace of these tests'
-own (``<E2E namespace>-build/<name>:2025.1``, work dirs under pytest's tmp
-dirs): the base image is a cache hit on the one scripts/test.sh built (its hash
-does not depend on the namespace), the rest reuse Docker's layer cache; later
-runs are cache hits. Extra tags and images made by single tests are removed by
-them, and only those. Everything runs with host networking; the only traffic
+One module-scoped build makes the core set (the images named in CORE) under a
+namespace of these tests' own (``<E2E namespace>-build/<name>:2025.1``), with
+work dirs under pytest's tmp dirs: the base image is a cache hit on the one
+scripts/test.sh built (its hash does not depend on the namespace), the rest
+reuse Docker's layer cache; later runs are cache hits. Extra tags and images
+made by single tests are removed by them, and only those. Everything runs with host networking; the only traffic
 leaves for the Debian mirror (apt inside builds) and 127.0.0.1.
 """
 
@@ -105,7 +105,7 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def core_build(work: Path) -> dict[str, Any]:
-    code, summary, err = build(work=work)
+    code, summary, err = build(*CORE, work=work)
     assert code == 0, err[-3000:]
     return summary
 
@@ -220,7 +220,7 @@ def test_apt_lists_empty(image_facts, image):
 
 def test_second_build_is_all_cached(core_build, work):
     start = time.monotonic()
-    code, summary, err = build(work=work)
+    code, summary, err = build(*CORE, work=work)
     elapsed = time.monotonic() - start
     assert code == 0, err[-2000:]
     assert summary["built"] == [] and summary["failed"] == []

@@ -33,9 +33,16 @@ def _port_open(port: int) -> bool:
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free loopback port for our apt-cacher-ng: its usual 3142 if free, else one near it
+    (below 32768: apt-cacher-ng cannot bind ports above that)."""
+    for port in (3142, *range(13142, 13242)):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError("no free loopback port for apt-cacher-ng")
 
 
 def _remove_image(ref: str) -> None:
