@@ -52,7 +52,9 @@ GLOBAL_OPTIONS: tuple[Option, ...] = (
            "Distribution the images are built on (stackyard builds Debian images only).",
            choices=("debian",)),
     Option("openstack_release", str, "2025.1",
-           "OpenStack release series to deploy (quote it: 2025.1 is a number in YAML)."),
+           "OpenStack release series to deploy (quote it: 2025.1 is a number in YAML). Debian's "
+           "packages (binary images) are 2025.1; later releases are source images.",
+           pattern=r"\d{4}\.[12]"),
     Option("openstack_tag", str, "{{ openstack_release }}",
            "Image tag to deploy; follows openstack_release unless set."),
     Option("docker_registry", str, "",

@@ -19,6 +19,7 @@ from typing import Any, Callable
 
 import jinja2
 
+from stackyard.imagebuild import sources
 from stackyard.imagebuild.config import BuildConfig
 from stackyard.errors import ConfigError, TemplateError
 
@@ -29,6 +30,9 @@ CONTAINER_DIR = Path(__file__).resolve().parents[1] / "container"
 
 TEMPLATE_NAME = "Dockerfile.j2"
 _EXTENDS_RE = re.compile(r"{%-?\s*extends\s+parent_template\s*-?%}")
+_PIP_RE = re.compile(r"^# stackyard: pip (.*)$", re.MULTILINE)
+_LOCAL_RE = re.compile(r"^# stackyard: local (\S+)", re.MULTILINE)
+_SOURCE_ONLY = "# stackyard: source-only"
 _FROM_RE = re.compile(r"^\s*FROM\s+(?:--\S+\s+)*(\S+)(?:\s+AS\s+(\S+))?\s*$", re.IGNORECASE | re.MULTILINE)
 
 
@@ -56,7 +60,12 @@ class RenderedImage:
     parents: list[str]
     #: FROM references that are not ours (e.g. ``debian:trixie``)
     external: list[str]
-    supports_source: bool
+    #: the template has no source recipe (``# stackyard: binary-only`` in source mode)
+    binary_only: bool = False
+    #: source builds: what the image installs from the wheel cache (``# stackyard: pip`` lines)
+    pip_requirements: list[str] = field(default_factory=list)
+    #: source builds: projects installed from the operator's local sdist or checkout
+    local_projects: list[str] = field(default_factory=list)
 
 
 def block_name(image: str) -> str:
@@ -75,7 +84,7 @@ def image_dirs(config: BuildConfig) -> list[Path]:
     return dirs
 
 
-def discover(dirs: list[Path]) -> dict[str, ImageSource]:
+def discover(dirs: list[Path], config: BuildConfig) -> dict[str, ImageSource]:
     """Find every image folder across layered trees (later trees win per file)."""
     images: dict[str, ImageSource] = {}
     for root in dirs:
@@ -94,6 +103,8 @@ def discover(dirs: list[Path]) -> dict[str, ImageSource]:
                 if rel != TEMPLATE_NAME:
                     src.files[rel] = path
     for src in images.values():
+        if config.install_type == "source":
+            src.files.setdefault("upper-constraints.txt", sources.constraints_file(config.openstack_release))
         if src.name == "base":
             for script in sorted(CONTAINER_DIR.iterdir()):
                 if script.is_file() and script.name not in ("__init__.py",) and not script.name.endswith(".pyc"):
@@ -132,6 +143,20 @@ class ServiceUsers(dict[str, dict[str, Any]]):
     def __missing__(self, name: str) -> dict[str, Any]:
         known = ", ".join(sorted(self)) or "none"
         raise TemplateError(f"service user '{name}' is not in the build's users table (known: {known})")
+
+
+def local_arg(project: str) -> str:
+    """The build argument carrying ``project``'s exact wheel version from a local source."""
+    return "STACKYARD_LOCAL_" + project.upper().replace("-", "_").replace(".", "_")
+
+
+def source_variables(config: BuildConfig) -> dict[str, dict[str, Any]]:
+    """The ``sources`` template variable: per project, what a source image installs."""
+    if config.install_type != "source":
+        return {}
+    return {p: {"requirement": s.requirement(), "local": s.kind == "local", "describe": s.describe(),
+                "arg": local_arg(p)}
+            for p, s in sources.resolve(config.openstack_release, config.sources).items()}
 
 
 class Renderer:
@@ -184,6 +209,7 @@ class Renderer:
             # the caller's order is kept: it is the order base creates the users in
             "users": ServiceUsers({name: {**u, "groups": list(u.get("groups", []))}
                                    for name, u in c.users.items()}),
+            "sources": source_variables(c),
         }
         v.update(c.template_vars)
         return v
@@ -234,14 +260,16 @@ def parse_from(dockerfile: str) -> list[str]:
 def render_all(config: BuildConfig) -> dict[str, RenderedImage]:
     """Discover and render every image; parents come from the rendered FROM lines."""
     dirs = image_dirs(config)
-    sources = discover(dirs)
+    found = discover(dirs, config)
     renderer = Renderer(config, dirs)
     out: dict[str, RenderedImage] = {}
     prefix = config.image_prefix
-    for name, src in sorted(sources.items()):
+    for name, src in sorted(found.items()):
         if not src.template.exists():
             raise TemplateError(f"{src.template}: image '{name}' has files but no {TEMPLATE_NAME}")
         text = renderer.render(src)
+        if _SOURCE_ONLY in text and config.install_type != "source":
+            continue  # the wheel builder exists only for source builds
         refs = parse_from(text)
         if not refs:
             raise TemplateError(f"{src.template}: rendered Dockerfile has no FROM line (image '{name}')")
@@ -261,7 +289,9 @@ def render_all(config: BuildConfig) -> dict[str, RenderedImage]:
             from_refs=refs,
             parents=parents,
             external=external,
-            supports_source="# stackyard: supports-source" in text,
+            binary_only="# stackyard: binary-only" in text,
+            pip_requirements=[r for m in _PIP_RE.finditer(text) for r in m.group(1).split()],
+            local_projects=[m.group(1) for m in _LOCAL_RE.finditer(text)],
         )
     return out
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from stackyard.errors import ConfigError
+from stackyard.imagebuild import sources
 from stackyard.yamlfile import parse_yaml
 
 DEFAULT_CONFIG_FILE = Path("/etc/stackyard/build.yml")
@@ -74,6 +75,8 @@ class BuildConfig:
     #: the caller (the same table the deployer uses for volume and config file owners), never
     #: read from the build config file: images and deploy must agree on every number.
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: source builds: project -> {"version": …} or {"type": "local", "location": …} (see sources.py)
+    sources: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.finalise()
@@ -84,8 +87,18 @@ class BuildConfig:
             raise ConfigError(
                 f"install_type: '{self.install_type}' is not one of {', '.join(INSTALL_TYPES)}"
             )
-        if not self.openstack_release:
-            self.openstack_release = DEBIAN_RELEASES.get(self.base_tag, "master")
+        debian = DEBIAN_RELEASES.get(self.base_tag)
+        if self.install_type == "binary":
+            if not self.openstack_release:
+                self.openstack_release = debian or "master"
+            elif debian and self.openstack_release != debian:
+                raise ConfigError(
+                    f"openstack_release: binary images are Debian {self.base_tag}'s packages (OpenStack "
+                    f"{debian}); '{self.openstack_release}' needs install_type source")
+        else:
+            if not self.openstack_release:
+                self.openstack_release = sources.DEFAULT_RELEASE
+            sources.resolve(self.openstack_release, self.sources)  # one-line errors before any build
         if not self.tag:
             self.tag = self.openstack_release
         if self.threads < 1:
@@ -120,6 +133,7 @@ _FIELD_TYPES: dict[str, type] = {
     "apt_security_mirror": str, "apt_proxy": str, "push": bool,
     "skip_parents": bool, "skip_existing": bool, "no_cache": bool, "regex": bool, "work_dir": str,
     "logs_dir": str, "summary_file": str, "format": str, "debootstrap_include": list,
+    "sources": dict,
 }
 #: settings the config file may not set (see :attr:`BuildConfig.users`), with the reason
 _NOT_IN_FILE: dict[str, str] = {

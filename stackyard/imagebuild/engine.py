@@ -143,6 +143,9 @@ class Builder:
         self.selected = selected
         self.progress = progress
         self.results: dict[str, ImageResult] = {}
+        #: build arguments given to every build but kept out of the content hash
+        #: (where the wheel cache is served this time, a local source's exact version)
+        self.extra_args: dict[str, str] = {}
         self._by_hash: dict[str, str] = {}
         self._indexed = False
         self._lock = threading.Lock()
@@ -286,8 +289,9 @@ class Builder:
         pending = ""  # the engine streams partial lines (apt's "E:" arrives in pieces)
         stream: Iterator[dict[str, Any]] = iter(())
         try:
+            buildargs = {**plan.build_args, **self.extra_args}
             stream = self.engine.build(context, plan.ref, labels=labels, nocache=self.config.no_cache,
-                                       buildargs=plan.build_args or None, network_mode="host")
+                                       buildargs=buildargs or None, network_mode="host")
             for chunk in stream:
                 if "stream" in chunk:
                     text = chunk["stream"]

@@ -110,10 +110,10 @@ def check_install_type(config: BuildConfig, images: dict[str, RenderedImage], se
     """Asking for ``source`` on an image that has no source recipe is an error."""
     if config.install_type != "source":
         return
-    missing = sorted(n for n in selected if not images[n].supports_source)
+    missing = sorted(n for n in selected if images[n].binary_only)
     if missing:
         raise ConfigError(
-            "install_type 'source' is not supported yet by image(s): "
+            "install_type 'source': no source recipe for image(s) "
             + ", ".join(missing)
             + " (use --install-type binary)"
         )

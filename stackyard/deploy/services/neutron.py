@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from stackyard.agent.model import Phase, ResourceKind, Step, StepKind
 from stackyard.deploy.context import PlanContext, cfile
-from stackyard.deploy.merge import IniConf
+from stackyard import releases
+from stackyard.deploy.merge import IniConf, render_ini
 from stackyard.deploy.options import Option
 from stackyard.deploy.services import common
 from stackyard.deploy.services.base import (
@@ -95,21 +96,47 @@ def agent_files(ctx: PlanContext) -> dict[str, tuple[str, str, IniConf, bool]]:
     }
 
 
+#: the server's processes from 2025.2 on, when the API runs only under uWSGI:
+#: config dir -> command (each reads neutron.conf and ml2_conf.ini)
+SPLIT_SERVER = {
+    "neutron-rpc-server": "neutron-rpc-server",
+    "neutron-periodic-workers": "neutron-periodic-workers",
+}
+API_WSGI = "/usr/bin/neutron-api"
+
+
+def api_under_uwsgi(ctx: PlanContext) -> bool:
+    """Neutron 2025.2 dropped the eventlet server: the API is a WSGI app (uWSGI here) and
+    RPC and periodic tasks run in processes of their own (as kolla-ansible deploys it)."""
+    return releases.at_least(ctx.variables["openstack_release"], "2025.2")
+
+
 def plan(ctx: PlanContext) -> Phase:
     v = ctx.variables
     port = int(v["neutron_server_port"])
     owner = "neutron"
     conf = neutron_conf(ctx)
-    for svc, (name, dest, text, secret) in agent_files(ctx).items():
+    split = api_under_uwsgi(ctx)
+    files = agent_files(ctx)
+    if split:
+        files.update({svc: files["neutron-server"] for svc in SPLIT_SERVER})
+    for svc, (name, dest, text, secret) in files.items():
         ctx.add_ini(svc, "neutron.conf", conf, owner=owner)
         # an agent's own file takes config/neutron/<file> (kolla-ansible's name), not
         # global.conf or neutron.conf, which are for neutron.conf
         ctx.add_ini(svc, name, text, owner=owner, secret=secret,
                     overrides=(f"neutron/{name}", f"neutron/{{host}}/{name}"))
-        ctx.add_config_json(
-            svc, f"{svc} --config-file /etc/neutron/neutron.conf --config-file {dest}",
-            [cfile("neutron.conf", "/etc/neutron/neutron.conf", owner, "0600"), cfile(name, dest, owner, "0600")],
-            permissions=[{"path": "/var/lib/neutron", "owner": "neutron:neutron", "recurse": True}])
+        config_files = [cfile("neutron.conf", "/etc/neutron/neutron.conf", owner, "0600"),
+                        cfile(name, dest, owner, "0600")]
+        command = f"{SPLIT_SERVER.get(svc, svc)} --config-file /etc/neutron/neutron.conf --config-file {dest}"
+        if split and svc == "neutron-server":
+            # neutron.wsgi.api reads /etc/neutron/neutron.conf and plugins/ml2/ml2_conf.ini
+            uwsgi = common.uwsgi_ini(ctx, API_WSGI, port, processes=1)
+            ctx.add_file(svc, "neutron-api-uwsgi.ini", render_ini(uwsgi), owner=owner)
+            config_files.append(cfile("neutron-api-uwsgi.ini", "/etc/neutron/neutron-api-uwsgi.ini", owner, "0600"))
+            command = "uwsgi --ini /etc/neutron/neutron-api-uwsgi.ini"
+        ctx.add_config_json(svc, command, config_files,
+                            permissions=[{"path": "/var/lib/neutron", "owner": "neutron:neutron", "recurse": True}])
     netns = netns_dir(ctx)
     ctx.resource(ResourceKind.SHARED_MOUNT, path=netns)
     ctx.resource(ResourceKind.NETNS, path=netns, prefixes=NETNS_PREFIXES)
@@ -128,11 +155,15 @@ def plan(ctx: PlanContext) -> Phase:
                          volumes=state, cap_add=AGENT_CAPS)
     boot = common.bootstrap_job(ctx, "neutron", "neutron-server", "neutron-server")
     boot.group = "neutron-server"
+    split_steps = [Step(StepKind.CONTAINER, svc.replace("-", "_"),
+                        ctx.container(svc.replace("-", "_"), "neutron-server", svc), group="neutron-server")
+                   for svc in (SPLIT_SERVER if split else {})]
     return Phase("neutron", [
         ctx.host_step(),
         *ctx.database_steps(),
         boot,
         Step(StepKind.CONTAINER, "neutron_server", server, group="neutron-server"),
+        *split_steps,
         Step(StepKind.CONTAINER, "neutron_openvswitch_agent", ovs, group="neutron-openvswitch-agent"),
         Step(StepKind.CONTAINER, "neutron_dhcp_agent", dhcp, group="neutron-dhcp-agent"),
         Step(StepKind.CONTAINER, "neutron_l3_agent", l3, group="neutron-l3-agent"),

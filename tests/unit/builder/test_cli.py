@@ -159,8 +159,13 @@ def test_profile_with_unknown_member(run, tmp_path):
 
 
 def test_source_install_type(run):
-    code, _, err = run("keystone", "--install-type", "source", "--list-images")
-    assert_one_line_error(code, err, "install_type 'source' is not supported", "keystone")
+    code, out, err = run("keystone", "--install-type", "source", "--list-images")
+    assert code == 0, err
+    assert out.split() == ["base", "openstack-base", "keystone"]
+    code, out, err = run("nova-api", "--install-type", "source", "--list-images")
+    assert code == 0 and out.split() == ["base", "openstack-base", "nova-base", "nova-api"], err
+    code, _, err = run("keystone", "--install-type", "source", "--openstack-release", "2031.1", "--list-images")
+    assert_one_line_error(code, err, "openstack_release", "2031.1")
 
 
 def test_bad_regex(run):

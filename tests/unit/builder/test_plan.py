@@ -165,21 +165,41 @@ def test_plan_refs_and_args(config):
 
 
 # ----------------------------------------------------------------- install type
-def test_source_install_type_is_an_error(config):
-    cfg = config(install_type="source")
-    images = render_all(cfg)
-    with pytest.raises(ConfigError) as err:
-        check_install_type(cfg, images, {"keystone", "base"})
-    assert "install_type 'source' is not supported" in str(err.value)
-    assert "base, keystone" in str(err.value)
-
-
-def test_source_supported_when_image_says_so(config, tree):
-    dd = tree({"src/Dockerfile.j2": child_of("base", "# stackyard: supports-source\n")})
+def test_source_build_refuses_an_image_without_a_source_recipe(config, tree):
+    dd = tree({"old/Dockerfile.j2": child_of("base", "{% if install_type == 'source' %}\n"
+                                                      "# stackyard: binary-only\n{% endif %}\n")})
     cfg = config(install_type="source", docker_dirs=[dd])
     images = render_all(cfg)
-    check_install_type(cfg, images, {"src"})
-    check_install_type(config(), images, {"keystone"})  # binary: never an error
+    with pytest.raises(ConfigError) as err:
+        check_install_type(cfg, images, {"old", "keystone", "base"})
+    assert "no source recipe for image(s) old" in str(err.value)
+    check_install_type(cfg, images, {"keystone", "base"})     # keystone has one, base needs none
+    check_install_type(config(docker_dirs=[dd]), render_all(config(docker_dirs=[dd])), {"old"})  # binary
+
+
+def test_source_keystone_installs_its_pinned_release_from_the_wheel_cache(config):
+    images = render_all(config(install_type="source"))
+    keystone = images["keystone"]
+    assert keystone.pip_requirements == ["keystone==29.1.0"]
+    assert "--no-index" in keystone.dockerfile and "apt-get install" not in keystone.dockerfile
+    assert "upper-constraints.txt" in images["openstack-base"].files
+    assert "oslo.config" in images["openstack-base"].pip_requirements
+    assert "FROM stackyard/openstack-base:2026.1" in keystone.dockerfile
+
+
+def test_the_wheel_builder_exists_only_for_source_builds(config):
+    assert "openstack-builder" not in render_all(config())
+    builder = render_all(config(install_type="source"))["openstack-builder"]
+    assert "build-essential" in builder.dockerfile and builder.parents == ["base"]
+
+
+def test_source_build_release_must_match_for_binary():
+    from stackyard.imagebuild.config import BuildConfig
+
+    with pytest.raises(ConfigError, match="binary images are Debian trixie's packages .*needs install_type source"):
+        BuildConfig(openstack_release="2026.1")
+    assert BuildConfig(install_type="source").openstack_release == "2026.1"
+    assert BuildConfig(install_type="source").tag == "2026.1"
 
 
 def test_unknown_install_type():
