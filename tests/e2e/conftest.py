@@ -16,7 +16,9 @@ touches only what it made itself:
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -176,3 +178,142 @@ def guest_work_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     or one tmp dir for the whole session, so it is built at most once per run."""
     env = os.environ.get("STACKYARD_GUEST_WORK_DIR")
     return Path(env) if env else tmp_path_factory.mktemp("guest-work")
+
+
+# ----------------------------------------------------------------- a server on a deployed cloud
+def _sh(*cmd: str, check: bool = True, timeout: int = 60) -> subprocess.CompletedProcess:
+    proc = subprocess.run(list(cmd), capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)}: {proc.stdout}{proc.stderr}")
+    return proc
+
+
+def run_server_scenario(dep: Deployment, netns_dir: Path, *, public_ns: str, veth: str) -> dict[str, Any]:
+    """Boot the stackyard guest on a tenant network of ``dep``'s cloud and check what a user sees.
+
+    A public (flat) network and a tenant network with a router; the server goes
+    ACTIVE, its console shows the address DHCP gave it and the hostname from the
+    metadata service; it answers ping from the router's namespace (under
+    ``netns_dir``, the deployment's own) and on a floating IP from a namespace of
+    ours (``public_ns``) plugged into br-ex by a veth (``veth``0/1). Everything
+    is deleted after, and no port or namespace leaks. Addresses: 10.77.0.0/24
+    (tenant) and 10.99.0.0/24 (public), inside our bridges and namespaces only.
+    """
+    def osc(*args: str, timeout: int = 300) -> str:
+        return dep.openstack(*args, timeout=timeout).stdout.strip()
+
+    def osc_json(*args: str, timeout: int = 300) -> Any:
+        return json.loads(osc(*args, "-f", "json", timeout=timeout))
+
+    def netns() -> set[str]:
+        return set(os.listdir(netns_dir)) if netns_dir.is_dir() else set()
+
+    ns_before = netns()
+    ports_before = {p["ID"] for p in osc_json("port", "list")}
+    created: list[tuple[str, ...]] = []
+    vswitchd = dep.name("openvswitch_vswitchd")
+    veth_out, veth_in = f"{veth}0", f"{veth}1"
+    result: dict[str, Any] = {}
+    try:
+        osc("network", "create", "--external", "--provider-network-type", "flat",
+            "--provider-physical-network", "physnet1", "e2e-public")
+        created.append(("network", "delete", "e2e-public"))
+        osc("subnet", "create", "--network", "e2e-public", "--subnet-range", "10.99.0.0/24",
+            "--no-dhcp", "--gateway", "10.99.0.1", "--allocation-pool", "start=10.99.0.100,end=10.99.0.200",
+            "e2e-public-subnet")
+        osc("network", "create", "e2e-net")
+        created.append(("network", "delete", "e2e-net"))
+        osc("subnet", "create", "--network", "e2e-net", "--subnet-range", "10.77.0.0/24",
+            "--dns-nameserver", "0.0.0.0", "e2e-subnet")
+        router = osc_json("router", "create", "e2e-router")
+        created.append(("router", "delete", "e2e-router"))
+        osc("router", "set", "--external-gateway", "e2e-public", "e2e-router")
+        osc("router", "add", "subnet", "e2e-router", "e2e-subnet")
+        created.append(("router", "remove", "subnet", "e2e-router", "e2e-subnet"))
+        project = osc_json("project", "show", "admin")["id"]
+        sg = [g for g in osc_json("security", "group", "list", "--project", project)
+              if g["Name"] == "default"][0]["ID"]
+        osc("security", "group", "rule", "create", "--protocol", "icmp", "--ingress", sg)
+        osc("flavor", "create", "--ram", "192", "--disk", "1", "--vcpus", "1", "e2e-tiny")
+        created.append(("flavor", "delete", "e2e-tiny"))
+
+        t0 = time.monotonic()
+        server = osc_json("server", "create", "--image", "stackyard-guest", "--flavor", "e2e-tiny",
+                          "--network", "e2e-net", "--wait", "e2e-server", timeout=900)
+        created.append(("server", "delete", "--wait", "e2e-server"))
+        assert server["status"] == "ACTIVE"
+        result["active_seconds"] = round(time.monotonic() - t0)
+        print(f"server ACTIVE after {result['active_seconds']}s")
+        addresses = osc_json("server", "show", "e2e-server")["addresses"]
+        fixed = re.search(r"10\.77\.0\.\d+", json.dumps(addresses)).group(0)
+
+        def banner() -> Any:
+            log = osc("console", "log", "show", "e2e-server")
+            m = re.search(r"stackyard-guest: hostname=(\S+) address=(\S+)", log)
+            return m and m.groups()
+
+        hostname, address = wait_until(banner, 600, "the guest banner on the console")
+        assert address.split("/")[0] == fixed, (address, fixed)
+        assert hostname.startswith("e2e-server")
+
+        qrouter = f"qrouter-{router['id']}"
+        assert qrouter in netns(), f"router namespace is not in {netns_dir}"
+        in_router = ["nsenter", f"--net={netns_dir / qrouter}"]
+        wait_until(lambda: _sh(*in_router, "ping", "-c", "1", "-W", "2", fixed, check=False).returncode == 0,
+                   120, f"ping {fixed} from {qrouter}")
+
+        fip = osc_json("floating", "ip", "create", "e2e-public")["floating_ip_address"]
+        created.append(("floating", "ip", "delete", fip))
+        osc("server", "add", "floating", "ip", "e2e-server", fip)
+        _sh("ip", "netns", "add", public_ns)
+        _sh("ip", "link", "add", veth_out, "type", "veth", "peer", "name", veth_in)
+        _sh("ip", "link", "set", veth_in, "netns", public_ns)
+        _sh("ip", "link", "set", veth_out, "up")
+        _sh("docker", "exec", vswitchd, "ovs-vsctl", "--may-exist", "add-port", "br-ex", veth_out)
+        _sh("ip", "netns", "exec", public_ns, "ip", "addr", "add", "10.99.0.50/24", "dev", veth_in)
+        _sh("ip", "netns", "exec", public_ns, "ip", "link", "set", veth_in, "up")
+        wait_until(lambda: _sh("ip", "netns", "exec", public_ns, "ping", "-c", "1", "-W", "2", fip,
+                               check=False).returncode == 0, 120, f"ping floating IP {fip}")
+    finally:
+        _sh("docker", "exec", vswitchd, "ovs-vsctl", "--if-exists", "del-port", "br-ex", veth_out, check=False)
+        _sh("ip", "link", "del", veth_out, check=False)
+        _sh("ip", "netns", "del", public_ns, check=False)
+        for cmd in reversed(created):
+            dep.openstack(*cmd, check=False)
+    # nothing leaked: no ports, no namespaces
+    wait_until(lambda: {p["ID"] for p in osc_json("port", "list")} <= ports_before, 120, "ports to go")
+    wait_until(lambda: netns() <= ns_before, 120, "namespaces to go")
+    return result
+
+
+@pytest.fixture(scope="session")
+def server_scenario() -> Callable[..., dict[str, Any]]:
+    """:func:`run_server_scenario`: boot, reach and delete a server on a deployed cloud."""
+    return run_server_scenario
+
+
+def check_horizon_login(dep: Deployment, base: str) -> None:
+    """Horizon's login page renders, and the cloud's admin logs in to the project overview."""
+    import requests
+    import yaml
+
+    passwords = yaml.safe_load((dep.configdir / "passwords.yml").read_text())
+    s = requests.Session()
+    page = s.get(f"{base}/auth/login/", timeout=60)
+    assert page.status_code == 200 and "csrfmiddlewaretoken" in page.text, page.status_code
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+    region = re.search(r'name="region" value="([^"]+)"', page.text)
+    form = {"csrfmiddlewaretoken": token, "username": "admin",
+            "password": passwords["keystone_admin_password"], "next": "/project/"}
+    if region:
+        form["region"] = region.group(1)
+    resp = s.post(f"{base}/auth/login/", data=form, headers={"Referer": f"{base}/auth/login/"}, timeout=120)
+    assert resp.status_code == 200, resp.status_code
+    assert "/auth/login" not in resp.url, "login was refused"
+    assert "Overview" in resp.text and "admin" in resp.text
+
+
+@pytest.fixture(scope="session")
+def horizon_login() -> Callable[[Deployment, str], None]:
+    """:func:`check_horizon_login`."""
+    return check_horizon_login

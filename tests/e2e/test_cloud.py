@@ -28,7 +28,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shutil
 import subprocess
 import time
@@ -164,108 +163,13 @@ def test_image_upload_and_download_are_identical(cloud: Cloud, tmp_path: Path) -
         osc(cloud, "image", "delete", "e2e-blob")
 
 
-def _netns(cloud: Cloud) -> set[str]:
-    """The network namespaces of this deployment (``ip netns`` does not list its directory)."""
-    return set(os.listdir(cloud.netns_dir)) if cloud.netns_dir.is_dir() else set()
+def test_server_boots_gets_dhcp_and_metadata_and_answers_ping(cloud: Cloud, server_scenario) -> None:
+    server_scenario(cloud.dep, cloud.netns_dir, public_ns="e2e-a-pub", veth="e2ea-pub")
 
 
-def in_netns(path: Path, *cmd: str, check: bool = True, timeout: int = 60) -> subprocess.CompletedProcess:
-    return sh("nsenter", f"--net={path}", *cmd, check=check, timeout=timeout)
-
-
-def test_server_boots_gets_dhcp_and_metadata_and_answers_ping(cloud: Cloud, wait_for) -> None:
-    ns_before = _netns(cloud)
-    ports_before = {p["ID"] for p in osc_json(cloud, "port", "list")}
-    created: list[tuple[str, ...]] = []
-    vswitchd = cloud.dep.name("openvswitch_vswitchd")
-    # a client on the public network: a namespace of ours, plugged into br-ex
-    test_ns, veth_out, veth_in = "e2e-a-pub", "e2ea-pub0", "e2ea-pub1"
-    try:
-        osc(cloud, "network", "create", "--external", "--provider-network-type", "flat",
-            "--provider-physical-network", "physnet1", "e2e-public")
-        created.append(("network", "delete", "e2e-public"))
-        osc(cloud, "subnet", "create", "--network", "e2e-public", "--subnet-range", "10.99.0.0/24",
-            "--no-dhcp", "--gateway", "10.99.0.1", "--allocation-pool", "start=10.99.0.100,end=10.99.0.200",
-            "e2e-public-subnet")
-        osc(cloud, "network", "create", "e2e-net")
-        created.append(("network", "delete", "e2e-net"))
-        osc(cloud, "subnet", "create", "--network", "e2e-net", "--subnet-range", "10.77.0.0/24",
-            "--dns-nameserver", "0.0.0.0", "e2e-subnet")
-        router = osc_json(cloud, "router", "create", "e2e-router")
-        created.append(("router", "delete", "e2e-router"))
-        osc(cloud, "router", "set", "--external-gateway", "e2e-public", "e2e-router")
-        osc(cloud, "router", "add", "subnet", "e2e-router", "e2e-subnet")
-        created.append(("router", "remove", "subnet", "e2e-router", "e2e-subnet"))
-        project = osc_json(cloud, "project", "show", "admin")["id"]
-        sg = [g for g in osc_json(cloud, "security", "group", "list", "--project", project)
-              if g["Name"] == "default"][0]["ID"]
-        osc(cloud, "security", "group", "rule", "create", "--protocol", "icmp", "--ingress", sg)
-        osc(cloud, "flavor", "create", "--ram", "192", "--disk", "1", "--vcpus", "1", "e2e-tiny")
-        created.append(("flavor", "delete", "e2e-tiny"))
-
-        t0 = time.monotonic()
-        server = osc_json(cloud, "server", "create", "--image", "stackyard-guest", "--flavor", "e2e-tiny",
-                          "--network", "e2e-net", "--wait", "e2e-server", timeout=900)
-        created.append(("server", "delete", "--wait", "e2e-server"))
-        assert server["status"] == "ACTIVE"
-        print(f"server ACTIVE after {time.monotonic() - t0:.0f}s")
-        addresses = osc_json(cloud, "server", "show", "e2e-server")["addresses"]
-        fixed = re.search(r"10\.77\.0\.\d+", json.dumps(addresses)).group(0)
-
-        def banner():
-            log = osc(cloud, "console", "log", "show", "e2e-server")
-            m = re.search(r"stackyard-guest: hostname=(\S+) address=(\S+)", log)
-            return m and m.groups()
-
-        hostname, address = wait_for(banner, 600, "the guest banner on the console")
-        assert address.split("/")[0] == fixed, (address, fixed)
-        assert hostname.startswith("e2e-server")
-
-        qrouter = f"qrouter-{router['id']}"
-        assert qrouter in _netns(cloud), f"router namespace is not in {cloud.netns_dir}"
-        qrouter_path = cloud.netns_dir / qrouter
-        wait_for(lambda: in_netns(qrouter_path, "ping", "-c", "1", "-W", "2", fixed, check=False).returncode == 0,
-                 120, f"ping {fixed} from {qrouter}")
-
-        fip = osc_json(cloud, "floating", "ip", "create", "e2e-public")["floating_ip_address"]
-        created.append(("floating", "ip", "delete", fip))
-        osc(cloud, "server", "add", "floating", "ip", "e2e-server", fip)
-        sh("ip", "netns", "add", test_ns)
-        sh("ip", "link", "add", veth_out, "type", "veth", "peer", "name", veth_in)
-        sh("ip", "link", "set", veth_in, "netns", test_ns)
-        sh("ip", "link", "set", veth_out, "up")
-        sh("docker", "exec", vswitchd, "ovs-vsctl", "--may-exist", "add-port", "br-ex", veth_out)
-        sh("ip", "netns", "exec", test_ns, "ip", "addr", "add", "10.99.0.50/24", "dev", veth_in)
-        sh("ip", "netns", "exec", test_ns, "ip", "link", "set", veth_in, "up")
-        wait_for(lambda: sh("ip", "netns", "exec", test_ns, "ping", "-c", "1", "-W", "2", fip,
-                         check=False).returncode == 0, 120, f"ping floating IP {fip}")
-    finally:
-        sh("docker", "exec", vswitchd, "ovs-vsctl", "--if-exists", "del-port", "br-ex", veth_out, check=False)
-        sh("ip", "link", "del", veth_out, check=False)
-        sh("ip", "netns", "del", test_ns, check=False)
-        for cmd in reversed(created):
-            cloud.dep.openstack(*cmd, check=False)
-    # nothing leaked: no ports, no namespaces
-    wait_for(lambda: {p["ID"] for p in osc_json(cloud, "port", "list")} <= ports_before, 120, "ports to go")
-    wait_for(lambda: _netns(cloud) <= ns_before, 120, "namespaces to go")
-
-
-def test_horizon_login_page_and_admin_login(cloud: Cloud) -> None:
-    passwords = yaml.safe_load((cloud.dep.configdir / "passwords.yml").read_text())
+def test_horizon_login_page_and_admin_login(cloud: Cloud, horizon_login) -> None:
     base = "http://127.0.0.1"
-    s = requests.Session()
-    page = s.get(f"{base}/auth/login/", timeout=60)
-    assert page.status_code == 200 and "csrfmiddlewaretoken" in page.text
-    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
-    region = re.search(r'name="region" value="([^"]+)"', page.text)
-    form = {"csrfmiddlewaretoken": token, "username": "admin",
-            "password": passwords["keystone_admin_password"], "next": "/project/"}
-    if region:
-        form["region"] = region.group(1)
-    resp = s.post(f"{base}/auth/login/", data=form, headers={"Referer": f"{base}/auth/login/"}, timeout=120)
-    assert resp.status_code == 200, resp.status_code
-    assert "/auth/login" not in resp.url, "login was refused"
-    assert "Overview" in resp.text and "admin" in resp.text
+    horizon_login(cloud.dep, base)
 
     chromium = shutil.which("chromium")
     if chromium is None:
