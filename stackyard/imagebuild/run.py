@@ -102,17 +102,19 @@ def execute(session: BuildSession, engine: Engine, progress: Any) -> dict[str, A
     cache = wheels.WheelCache(config.work_dir, config.openstack_release)
     if needs_wheels and any(session.images[n].pip_requirements or session.images[n].local_projects
                             for n in pending):
-        # the builder image first (cached like any image), then the wheels every
-        # selected source image installs, then the images, reading the cache on loopback
-        tools = {WHEEL_BUILDER} | set(session.graph.ancestors(WHEEL_BUILDER))
-        results.update(Builder(engine, config, plans, session.graph, tools, progress).run())
-        if results[WHEEL_BUILDER].status not in (BUILT, CACHED, SKIPPED):
-            return summary(results, session.images, selected)
+        # the wheels every selected source image installs: from the cache when it has
+        # them all (a stamp per requirement set), else made by the builder image
+        # (cached like any image) first; then the images, reading the cache on loopback
         srcs = sources.resolve(config.openstack_release, config.sources)
         locals_ = {p: srcs[p] for n in session.selected for p in session.images[n].local_projects}
         wanted = wheels.WheelSet(config.openstack_release, sources.constraints_file(config.openstack_release),
                                  [r for n in session.selected for r in session.images[n].pip_requirements],
                                  locals_)
+        if not cache.stamp(wanted).exists():
+            tools = {WHEEL_BUILDER} | set(session.graph.ancestors(WHEEL_BUILDER))
+            results.update(Builder(engine, config, plans, session.graph, tools, progress).run())
+            if results[WHEEL_BUILDER].status not in (BUILT, CACHED, SKIPPED):
+                return summary(results, session.images, selected)
         try:
             if cache.ensure(engine, plans[WHEEL_BUILDER].ref, wanted, lambda m: progress.event("wheels", "info", m)):
                 progress.event("wheels", "built", str(cache.dir))

@@ -118,6 +118,8 @@ def test_a_kept_wheel_cache_skips_the_builder_when_images_are_rebuilt(config, tm
     out = run.execute(session(config, ["keystone"], work_dir=str(tmp_path)), fresh, Progress(enabled=False))
     assert "keystone" in out["built"]
     assert not [r for r in fresh.runs if r.command[0] == "build-wheels"]
+    # nor is the builder image made: nothing needs it
+    assert "openstack-builder" not in out["built"] and "stackyard/openstack-builder:2026.1" not in fresh.images_
 
 
 def test_a_failing_wheel_fails_the_images_naming_the_package_and_tags_nothing(config, tmp_path: Path) -> None:
