@@ -19,6 +19,7 @@ from stackyard.deploy.clientfiles import CLOUD_NAME, write_client_files
 from stackyard.deploy.passwords import genpwd
 from stackyard.errors import StackyardError
 from stackyard.guest import build_guest, connect, upload_guest
+from stackyard.imagebuild.config import DEBIAN_RELEASES
 
 GLOBALS_TEMPLATE = """\
 # stackyard / kolla-ansible compatible globals.yml, written by `stackyard up`.
@@ -46,6 +47,11 @@ nova_compute_virt_type: {virt_type}
 """
 
 
+def install_type_for(release: str, base_tag: str = "trixie") -> str:
+    """binary for the release Debian ships (2025.1 in trixie), source for any other."""
+    return "binary" if DEBIAN_RELEASES.get(base_tag) == release else "source"
+
+
 def detect_virt_type() -> str:
     """kvm only when the CPU flags show VT-x/AMD-V and /dev/kvm exists."""
     try:
@@ -69,10 +75,13 @@ def cmd_up(args: argparse.Namespace) -> int:
     genpwd(configdir / "passwords.yml")
     dep = load_deployment(args)
     v = dep.variables
-    # the images the plans name, built under the deployment's namespace and tag
+    # the images the plans name, built under the deployment's namespace and tag: Debian's
+    # packages for Debian's release, else the release from source
     needed = sorted({ref.rsplit(":", 1)[0].rsplit("/", 1)[-1] for p in dep.plans.values() for ref in p.images()})
     flags: dict[str, Any] = {"namespace": v["docker_namespace"], "tag": v["openstack_tag"],
-                             "registry": v["docker_registry"] or None}
+                             "registry": v["docker_registry"] or None,
+                             "openstack_release": v["openstack_release"],
+                             "install_type": install_type_for(v["openstack_release"])}
     if args.work_dir:
         flags["work_dir"] = args.work_dir
     result = build_images(build_config(None, flags), needed, engine=local_engine(dep))

@@ -64,3 +64,11 @@ def test_the_release_must_be_a_release_name(tmp_path: Path, bad: str) -> None:
     (tmp_path / "globals.yml").write_text(yaml.safe_dump({"openstack_release": bad}))
     with pytest.raises(ConfigError, match="openstack_release"):
         load_globals(tmp_path)
+
+
+def test_up_builds_debians_release_from_packages_and_any_other_from_source() -> None:
+    from stackyard.commands.up import install_type_for
+
+    assert install_type_for("2025.1") == "binary"
+    assert install_type_for("2026.1") == "source"
+    assert install_type_for("zed", "bookworm") == "binary"
