@@ -146,13 +146,19 @@ class ContainerSpec:
     trigger_files: list[str] | None = None
 
     def spec_hash(self, image_id: str, file_hashes: dict[str, str]) -> str:
-        """Everything that, if changed, requires the container to be recreated."""
+        """Everything that, if changed, requires the container to be recreated.
+
+        The image counts by its engine ID, not by its reference: a new tag on
+        the same image (an upgrade's infrastructure images, identical across
+        releases) leaves the container running.
+        """
         relevant = {
             path: h for path, h in sorted(file_hashes.items())
             if any(path.startswith(d.rstrip("/") + "/") for d in self.config_dirs)
             and (self.trigger_files is None or path in self.trigger_files)
         }
         data = asdict(self)
+        data.pop("image")
         data["image_id"] = image_id
         data["config_files"] = relevant
         return sha256_text(json.dumps(data, sort_keys=True))

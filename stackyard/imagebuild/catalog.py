@@ -103,7 +103,8 @@ def discover(dirs: list[Path], config: BuildConfig) -> dict[str, ImageSource]:
                 if rel != TEMPLATE_NAME:
                     src.files[rel] = path
     for src in images.values():
-        if config.install_type == "source":
+        if config.install_type == "source" and "upper-constraints.txt" in src.template.read_text():
+            # only where the recipe uses it: the others stay the same image for every release
             src.files.setdefault("upper-constraints.txt", sources.constraints_file(config.openstack_release))
         if src.name == "base":
             for script in sorted(CONTAINER_DIR.iterdir()):

@@ -25,7 +25,7 @@ NAME_LABEL = "org.stackyard.image"
 #: engine IDs of the parents an image was built on (a cache hit must match them)
 PARENT_LABEL = "org.stackyard.parents"
 #: Bump when the hashing scheme changes, so old images never match by accident.
-HASH_SCHEME = "stackyard-build-1"
+HASH_SCHEME = "stackyard-build-2"
 #: Build args that only change how packages are fetched, not what is built.
 TRANSPORT_ARGS = ("http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY")
 
@@ -55,14 +55,22 @@ def content_hash(
     parent_hashes: list[str],
     external_ids: list[str],
     args: dict[str, str],
+    parent_refs: dict[str, str] | None = None,
 ) -> str:
+    """The image's content hash. ``parent_refs`` (our parents' refs -> names) are
+    masked in the Dockerfile: a parent counts by its own hash, not by the tag it
+    has this time, so an image whose recipe does not change with the release (or
+    the install type) is the same image under every tag."""
     h = hashlib.sha256()
 
     def put(kind: str, value: str) -> None:
         h.update(f"{kind}\0{len(value)}\0{value}\0".encode())
 
+    dockerfile = image.dockerfile
+    for ref, name in (parent_refs or {}).items():
+        dockerfile = dockerfile.replace(ref, f"<parent {name}>")
     put("scheme", HASH_SCHEME)
-    put("dockerfile", image.dockerfile)
+    put("dockerfile", dockerfile)
     for rel, path in sorted(image.files.items()):
         executable = "x" if os.access(path, os.X_OK) else "-"
         put("file", f"{rel}\0{executable}\0{file_digest(path)}")
@@ -100,7 +108,7 @@ def make_plan(
             files=img.files,
             parents=list(img.parents),
             external=list(img.external),
-            hash=content_hash(img, ph, ext, args),
+            hash=content_hash(img, ph, ext, args, {config.image_ref(p): p for p in img.parents}),
             build_args=args,
         )
     return plans

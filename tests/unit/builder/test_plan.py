@@ -141,11 +141,24 @@ def test_apt_proxy_does_not_change_hash(config):
     assert hashes(proxied_cfg) == plain
 
 
-def test_tag_and_namespace_only_change_images_whose_from_changes(config):
+def test_tag_and_namespace_change_no_hash(config):
+    """Parents count by their hash, not by the ref they have this time."""
     plain = hashes(config())
-    other = hashes(config(tag="other"))
-    assert plain["base"] == other["base"]
-    assert plain["keystone"] != other["keystone"]
+    assert hashes(config(tag="other")) == plain
+    assert hashes(config(namespace="elsewhere", registry="127.0.0.1:5000")) == plain
+
+
+def test_infrastructure_images_are_the_same_for_every_release_and_install_type(config):
+    """An upgrade to source 2026.1 finds MariaDB, RabbitMQ, Open vSwitch, libvirt … already
+    built (same hash) and does not restart them; OpenStack images differ."""
+    binary = hashes(config())
+    source = hashes(config(install_type="source"))
+    same = {"base", "cron", "haproxy", "keepalived", "mariadb-server", "memcached", "rabbitmq",
+            "openvswitch-base", "openvswitch-db-server", "openvswitch-vswitchd", "nova-libvirt"}
+    for name in same:
+        assert binary[name] == source[name], name
+    for name in ("openstack-base", "keystone", "nova-compute", "neutron-server", "horizon"):
+        assert binary[name] != source[name], name
 
 
 def test_hash_scheme_is_versioned():
