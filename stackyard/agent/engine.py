@@ -17,6 +17,9 @@ inside the agent package.
 from __future__ import annotations
 
 import contextlib
+import io
+import os
+import tarfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -225,14 +228,43 @@ class Engine:
                                  since=since)
         return data.decode(errors="replace") if isinstance(data, bytes) else str(data)
 
-    def exec(self, name: str, command: list[str], user: str = "") -> tuple[int, str]:
-        """Run ``command`` in the running container ``name``; returns (exit code, output)."""
+    def exec(self, name: str, command: list[str], user: str = "",
+             environment: dict[str, str] | None = None) -> tuple[int, str]:
+        """Run ``command`` in the running container ``name``; returns (exit code, output).
+
+        ``environment`` reaches only this process (a secret given here is in no
+        command line and not in the container's configuration).
+        """
         with _errors(f"exec in container {name}"):
-            exec_id = self.api.exec_create(name, command, stdout=True, stderr=True, user=user)["Id"]
+            exec_id = self.api.exec_create(name, command, stdout=True, stderr=True, user=user,
+                                           environment=environment or None)["Id"]
             output = self.api.exec_start(exec_id)
             code = self.api.exec_inspect(exec_id).get("ExitCode")
         text = output.decode(errors="replace") if isinstance(output, bytes) else str(output)
         return (int(code) if code is not None else 1), text
+
+    def put_file(self, name: str, path: str, data: bytes, mode: int = 0o600) -> None:
+        """Write ``data`` to ``path`` (its directory must exist) in container ``name``."""
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            info = tarfile.TarInfo(os.path.basename(path))
+            info.size, info.mode = len(data), mode
+            tar.addfile(info, io.BytesIO(data))
+        with _errors(f"copy {path} into container {name}"):
+            if not self.api.put_archive(name, os.path.dirname(path) or "/", buf.getvalue()):
+                raise EngineError(f"copy {path} into container {name}: refused")
+
+    def get_file(self, name: str, path: str) -> bytes:
+        """The content of the regular file ``path`` in container ``name``."""
+        with _errors(f"copy {path} out of container {name}"):
+            stream, _stat = self.api.get_archive(name, path)
+            buf = io.BytesIO(b"".join(stream))
+        with tarfile.open(fileobj=buf) as tar:
+            member = tar.next()
+            handle = tar.extractfile(member) if member is not None else None
+            if handle is None:
+                raise EngineError(f"copy {path} out of container {name}: not a regular file")
+            return handle.read()
 
     def run(self, req: CreateRequest, timeout: float = 600) -> tuple[int, str, str]:
         """Create, start and wait for a one-off container; returns (code, stdout, stderr) and removes it."""

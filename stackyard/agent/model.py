@@ -45,6 +45,7 @@ class StepKind(str, Enum):
     KEYSTONE_REGISTER = "keystone_register"
     HYPERVISOR_WAIT = "hypervisor_wait"
     AGENTS_WAIT = "agents_wait"
+    CACHE_FLUSH = "cache_flush"      # empty memcached (params: servers): what another release cached
 
     def __str__(self) -> str:
         return self.value
@@ -52,7 +53,8 @@ class StepKind(str, Enum):
 
 #: step kinds that talk to the cloud's APIs; they run on the deploy host
 API_KINDS = frozenset({StepKind.DATABASE, StepKind.MYSQL_READY, StepKind.KEYSTONE_CHECK,
-                       StepKind.KEYSTONE_REGISTER, StepKind.HYPERVISOR_WAIT, StepKind.AGENTS_WAIT})
+                       StepKind.KEYSTONE_REGISTER, StepKind.HYPERVISOR_WAIT, StepKind.AGENTS_WAIT,
+                       StepKind.CACHE_FLUSH})
 #: step kinds that start a service container (what ``check`` and ``stop`` look at)
 CONTAINER_KINDS = frozenset({StepKind.CONTAINER, StepKind.GALERA})
 

@@ -17,7 +17,7 @@ from stackyard.agent.hostapply import sync_files
 from stackyard.commands.common import (
     add_deploy_options, console, inventories, load_deployment, local_engine, selected_phases,
 )
-from stackyard.deploy import multihost, ops
+from stackyard.deploy import multihost, ops, state
 from stackyard.deploy.apply import apply_local
 from stackyard.deploy.clientfiles import write_client_files
 from stackyard.deploy.passwords import genpwd, mergepwd
@@ -36,7 +36,10 @@ def apply(args: argparse.Namespace, dry_run: bool, dep: Deployment | None = None
         summary["seconds"] = round(time.monotonic() - start, 2)
         summary["dry_run"] = dry_run
     else:
-        summary = apply_local(dep, local_engine(dep), say, dry_run=dry_run, only_phases=selected_phases(args))
+        engine = local_engine(dep)
+        summary = apply_local(dep, engine, say, dry_run=dry_run, only_phases=selected_phases(args))
+        if not summary["error"] and not dry_run and selected_phases(args) is None:
+            state.record(dep, engine)  # what `stackyard upgrade` upgrades from
     if args.format == "json":
         print(json.dumps(summary, indent=2, sort_keys=True))
     else:

@@ -8,7 +8,8 @@ Standalone (Python standard library only); installed as
    root, else through `sudo -n`, allowed by /etc/sudoers.d/kolla_sudoers).
 2. KOLLA_BOOTSTRAP set (non-empty): exec the image's bootstrap hook and exit
    with its status.  KOLLA_UPGRADE set: the same with the upgrade hook.
-   A missing hook means "nothing to do": exit 0.
+   A missing hook means "nothing to do": exit 0 (but exit 1 for a named step
+   of stackyard's upgrade, STACKYARD_UPGRADE_STEP: it must never pass for done).
 3. Otherwise run the prestart hook if the image has one (failure: exit with
    its status), then exec the command from /run_command, parsed with shlex,
    so the service replaces this process and gets dumb-init's signals.
@@ -73,6 +74,11 @@ def start(env, *, set_configs=SET_CONFIGS, copy_cacerts=COPY_CACERTS,
         if env.get(var):
             path = os.path.join(hooks_dir, hook)
             if not os.path.exists(path):
+                if var == "KOLLA_UPGRADE" and env.get("STACKYARD_UPGRADE_STEP"):
+                    # a step of stackyard's upgrade must not pass for done
+                    log("upgrade step %s asked, but this image has no upgrade hook"
+                        % env["STACKYARD_UPGRADE_STEP"])
+                    return 1
                 log("%s is set but this image has no %s hook: nothing to do"
                     % (var, hook))
                 return 0

@@ -9,6 +9,7 @@ the internal VIP.
 
 from __future__ import annotations
 
+import socket
 import time
 from typing import Any
 
@@ -40,6 +41,7 @@ class HostApplier(TargetApplier):
             StepKind.DATABASE: self.do_database, StepKind.MYSQL_READY: self.do_mysql_ready,
             StepKind.KEYSTONE_CHECK: self.do_keystone_check, StepKind.KEYSTONE_REGISTER: self.do_keystone_register,
             StepKind.HYPERVISOR_WAIT: self.do_hypervisor_wait, StepKind.AGENTS_WAIT: self.do_agents_wait,
+            StepKind.CACHE_FLUSH: self.do_cache_flush,
         })
         return h
 
@@ -204,6 +206,15 @@ class HostApplier(TargetApplier):
             return CHANGED, ", ".join(changed)
         return UNCHANGED, "registered"
 
+    def do_cache_flush(self, step: Step) -> tuple[str, str]:
+        """Empty every memcached server: what one release cached (Horizon's rendered
+        fragments, sessions) is not for another."""
+        if self.dry_run:
+            return CHANGED, "would flush"
+        for server in step.params["servers"]:
+            flush_memcached(server)
+        return CHANGED, f"flushed {', '.join(step.params['servers'])}"
+
     def do_hypervisor_wait(self, step: Step) -> tuple[str, str]:
         """nova-compute registered and discovered: the hypervisor is listed and up."""
         if self.dry_run:
@@ -245,6 +256,19 @@ class HostApplier(TargetApplier):
                 raise DeployError(f"host {self.plan.host}: neutron agents not alive after "
                                   f"{step.params.get('timeout', 180)}s: {', '.join(sorted(missing))}")
             time.sleep(2)
+
+
+def flush_memcached(server: str, timeout: float = 10) -> None:
+    """memcached's ``flush_all`` on ``host:port``; DeployError naming it when it does not answer OK."""
+    host, _, port = server.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout) as sock:
+            sock.sendall(b"flush_all\r\n")
+            answer = sock.recv(64)
+    except OSError as exc:
+        raise DeployError(f"memcached {server}: cannot flush: {exc}") from None
+    if not answer.startswith(b"OK"):
+        raise DeployError(f"memcached {server}: flush_all answered {answer!r}")
 
 
 def apply_local(dep: Deployment, engine: Engine, say: Printer, dry_run: bool = False,

@@ -133,6 +133,37 @@ class Port:
 
 
 @dataclass(frozen=True)
+class UpgradeJob:
+    """One step of a project's upgrade: a one-off container of the *new* release's
+    image (the ``container``'s image, config and volumes) running the image's
+    upgrade hook with ``STACKYARD_UPGRADE_STEP=step``."""
+
+    name: str
+    container: str
+    step: str
+    #: "before": while the old release's containers still run; "after": once every
+    #: container of the service runs the new release
+    when: str = "before"
+
+
+@dataclass(frozen=True)
+class Upgrade:
+    """How a project goes from one release to the next, as its upgrade docs prescribe.
+
+    The service's containers are recreated (new image, new config) between the
+    ``before`` and ``after`` jobs, in ``order`` (the others follow in plan
+    order); ``replaces`` names the bootstrap jobs the upgrade jobs do the work
+    of (recorded as done, not run: a full db_sync would contract too early).
+    """
+
+    jobs: tuple[UpgradeJob, ...] = ()
+    order: tuple[str, ...] = ()
+    replaces: tuple[str, ...] = ()
+    #: empty memcached before the new containers start (what the old release cached)
+    flush_caches: bool = False
+
+
+@dataclass(frozen=True)
 class Service:
     name: str
     #: one line for the enable flag's help
@@ -164,6 +195,11 @@ class Service:
     overrides: tuple[str, ...] = ()
     #: the project name in override paths (config/<project>.conf …)
     project: str = ""
+    #: how it upgrades between releases; None: its containers are simply recreated
+    upgrade: Upgrade | None = None
+    #: containers that carry the tenants' traffic or servers (libvirt's QEMU processes):
+    #: a rollback leaves them running while it stops the rest of the service
+    data_plane: tuple[str, ...] = ()
     plan: Callable[["PlanContext"], "Phase"] | None = field(default=None, compare=False)
 
     @property

@@ -7,7 +7,8 @@ from stackyard.deploy.context import PlanContext, cfile
 from stackyard.deploy.options import Option
 from stackyard.deploy.services import common
 from stackyard.deploy.services.base import (
-    OSLO_OVERRIDES, Database, Frontend, Group, Password, Port, RabbitUser, Registration, Service, User,
+    OSLO_OVERRIDES, Database, Frontend, Group, Password, Port, RabbitUser, Registration, Service, Upgrade,
+    UpgradeJob, User,
 )
 
 
@@ -58,5 +59,9 @@ SERVICE = Service(
     ports=(Port("glance_api_port", "glance_api"),),
     project="glance",
     overrides=OSLO_OVERRIDES,
+    upgrade=Upgrade(
+        jobs=(UpgradeJob("expand", "glance_api", "expand"), UpgradeJob("migrate", "glance_api", "migrate"),
+              UpgradeJob("contract", "glance_api", "contract", when="after")),
+        replaces=("bootstrap_glance",)),
     plan=plan,
 )

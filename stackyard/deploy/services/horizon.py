@@ -12,7 +12,7 @@ from stackyard.deploy.context import PlanContext, cfile
 from stackyard.deploy.merge import render_ini
 from stackyard.deploy.options import Option
 from stackyard.deploy.services import common
-from stackyard.deploy.services.base import Frontend, Group, Password, Port, Service, User
+from stackyard.deploy.services.base import Frontend, Group, Password, Port, Service, Upgrade, User
 
 WSGI = "/usr/share/openstack-dashboard/wsgi.py"
 STATIC = "/var/lib/openstack-dashboard/static"
@@ -75,5 +75,7 @@ SERVICE = Service(
     frontends=(Frontend("horizon", "horizon", "horizon_port"),),
     users=(User("horizon", 42420, "/var/lib/horizon"),),
     ports=(Port("horizon_port", "horizon"),),
+    # the old release's rendered fragments in memcached break the new one's pages (HTTP 500)
+    upgrade=Upgrade(flush_caches=True),
     plan=plan,
 )

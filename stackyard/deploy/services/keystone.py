@@ -14,7 +14,7 @@ from stackyard.deploy.merge import IniConf, render_ini
 from stackyard.deploy.options import Option
 from stackyard.deploy.services import common
 from stackyard.deploy.services.base import (
-    OSLO_OVERRIDES, Database, Frontend, Group, Password, Port, RabbitUser, Service, User,
+    OSLO_OVERRIDES, Database, Frontend, Group, Password, Port, RabbitUser, Service, Upgrade, UpgradeJob, User,
 )
 
 
@@ -139,5 +139,9 @@ SERVICE = Service(
     ports=(Port("keystone_public_port", "keystone"),),
     project="keystone",
     overrides=OSLO_OVERRIDES,
+    upgrade=Upgrade(
+        jobs=(UpgradeJob("expand", "keystone", "expand"), UpgradeJob("migrate", "keystone", "migrate"),
+              UpgradeJob("contract", "keystone", "contract", when="after")),
+        replaces=("bootstrap_keystone",)),
     plan=plan,
 )

@@ -19,7 +19,8 @@ from stackyard.deploy.merge import IniConf, render_ini
 from stackyard.deploy.options import Option
 from stackyard.deploy.services import common
 from stackyard.deploy.services.base import (
-    OSLO_OVERRIDES, Database, Frontend, Group, Password, Port, RabbitUser, Registration, Service, User,
+    OSLO_OVERRIDES, Database, Frontend, Group, Password, Port, RabbitUser, Registration, Service, Upgrade,
+    UpgradeJob, User,
 )
 from stackyard.deploy.services.openvswitch import RUN_VOLUME, ovsdb_address
 
@@ -210,5 +211,12 @@ SERVICE = Service(
     ports=(Port("neutron_server_port", "neutron_server"),),
     project="neutron",
     overrides=OSLO_OVERRIDES,
+    # neutron's docs: expand while the old servers run, servers then agents, contract
+    # once every server runs the new release
+    upgrade=Upgrade(
+        jobs=(UpgradeJob("expand", "neutron_server", "expand"),
+              UpgradeJob("contract", "neutron_server", "contract", when="after")),
+        order=("neutron_server", "neutron_rpc_server", "neutron_periodic_workers"),
+        replaces=("bootstrap_neutron",)),
     plan=plan,
 )

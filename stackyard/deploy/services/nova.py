@@ -15,7 +15,8 @@ from stackyard.deploy.merge import IniConf, render_ini
 from stackyard.deploy.options import Option
 from stackyard.deploy.services import common
 from stackyard.deploy.services.base import (
-    OSLO_OVERRIDES, Database, Frontend, Group, Password, Port, RabbitUser, Registration, Service, User,
+    OSLO_OVERRIDES, Database, Frontend, Group, Password, Port, RabbitUser, Registration, Service, Upgrade,
+    UpgradeJob, User,
 )
 from stackyard.deploy.services.openvswitch import RUN_VOLUME, ovsdb_address
 
@@ -223,5 +224,13 @@ SERVICE = Service(
            Port("nova_novncproxy_port", "nova_novncproxy")),
     project="nova",
     overrides=OSLO_OVERRIDES,
+    # nova's docs: the databases first (additive), compute RPC pinned (upgrade_levels auto),
+    # conductor, scheduler and the APIs before the computes, online migrations last
+    upgrade=Upgrade(
+        jobs=(UpgradeJob("db", "nova_api", "db"), UpgradeJob("online", "nova_api", "online", when="after")),
+        order=("nova_conductor", "nova_scheduler", "nova_api", "nova_metadata", "nova_novncproxy",
+               "nova_libvirt", "nova_compute"),
+        replaces=("bootstrap_nova",)),
+    data_plane=("nova_libvirt",),
     plan=plan,
 )

@@ -91,5 +91,6 @@ SERVICE = Service(
     images=("openvswitch-db-server", "openvswitch-vswitchd"),
     options=(Option("ovsdb_port", int, 6640, "OVSDB TCP port (bound to the API address)."),),
     ports=(Port("ovsdb_port", "openvswitch_db"),),
+    data_plane=("openvswitch_db", "openvswitch_vswitchd"),
     plan=plan,
 )

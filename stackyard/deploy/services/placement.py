@@ -8,7 +8,8 @@ from stackyard.deploy.merge import render_ini
 from stackyard.deploy.options import Option
 from stackyard.deploy.services import common
 from stackyard.deploy.services.base import (
-    OSLO_OVERRIDES, Database, Frontend, Group, Password, Port, Registration, Service, User,
+    OSLO_OVERRIDES, Database, Frontend, Group, Password, Port, Registration, Service, Upgrade, UpgradeJob,
+    User,
 )
 
 WSGI_SCRIPT = "/usr/bin/placement-api"
@@ -55,5 +56,6 @@ SERVICE = Service(
     ports=(Port("placement_api_port", "placement_api"),),
     project="placement",
     overrides=OSLO_OVERRIDES,
+    upgrade=Upgrade(jobs=(UpgradeJob("sync", "placement_api", "sync"),), replaces=("bootstrap_placement",)),
     plan=plan,
 )

@@ -138,6 +138,14 @@ def test_upgrade_hook(box):
     assert (r.returncode, r.stdout.strip()) == (9, "upgrading")
 
 
+def test_an_upgrade_step_without_an_upgrade_hook_fails(box):
+    """Kolla's KOLLA_UPGRADE without a hook is "nothing to do"; a named step of
+    stackyard's upgrade is not: it would pass for done with the schema untouched."""
+    assert box.start("true", KOLLA_UPGRADE="1").returncode == 0
+    r = box.start("true", KOLLA_UPGRADE="1", STACKYARD_UPGRADE_STEP="expand")
+    assert r.returncode == 1 and "no upgrade hook" in r.stderr
+
+
 def test_non_executable_hook_is_an_error(box):
     (box.hooks / "upgrade").write_text("#!/bin/sh\nexit 0\n")
     os.chmod(box.hooks / "upgrade", 0o644)

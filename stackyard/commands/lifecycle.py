@@ -1,0 +1,96 @@
+"""``stackyard backup``, ``restore``, ``upgrade`` and ``rollback`` (all-in-one deployments)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from stackyard.commands.common import add_deploy_options, console, load_deployment, local_engine
+from stackyard.deploy import backup as backup_mod
+from stackyard.deploy import upgrade as upgrade_mod
+from stackyard.deploy.plan import Deployment
+
+
+
+def _print(args: argparse.Namespace, result: dict[str, Any], text: list[str]) -> None:
+    if args.format == "json":
+        print(json.dumps(result, indent=2, sort_keys=True))
+    else:
+        for line in text:
+            print(line)
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    if args.list:
+        found = backup_mod.list_backups(Path(args.configdir))
+        _print(args, {"backups": [b.to_dict() for b in found]},
+               [f"{b.id}  {b.created}  release {b.release}  {len(b.databases)} databases  {b.reason}"
+                for b in found] or ["no backups"])
+        return 0
+    dep = load_deployment(args)
+    taken = backup_mod.create(dep, local_engine(dep), args.reason or "manual", console().print)
+    _print(args, taken.to_dict(), [taken.id])
+    return 0
+
+
+def _reload(args: argparse.Namespace) -> Any:
+    def reload() -> Deployment:
+        return load_deployment(args)
+    return reload
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    dep = load_deployment(args)
+    result = upgrade_mod.restore(dep, local_engine(dep), args.backup, console().print, _reload(args))
+    _print(args, result, [f"restored backup {result['backup']} (release {result['release']}) "
+                          f"in {result['seconds']:.0f}s"])
+    return 0
+
+
+def cmd_upgrade(args: argparse.Namespace) -> int:
+    dep = load_deployment(args)
+    result = upgrade_mod.upgrade(dep, local_engine(dep), console().print, dry_run=args.dry_run)
+    if args.dry_run:
+        _print(args, result, [f"{i}. {step}" for i, step in enumerate(result["steps"], 1)])
+        return 0
+    _print(args, result, [
+        f"upgrade {result['from']} -> {result['to']} ({result['kind']}) done in {result['seconds']:.0f}s; "
+        f"backup {result['backup']} (stackyard rollback goes back to it)",
+        *[f"  {api}: {result['versions_before'].get(api, '-')} -> {v}"
+          for api, v in sorted(result["versions_after"].items())],
+    ])
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    dep = load_deployment(args)
+    result = upgrade_mod.rollback(dep, local_engine(dep), console().print, _reload(args), args.backup)
+    _print(args, result, [f"rolled back to release {result['release']} (backup {result['backup']}) "
+                          f"in {result['seconds']:.0f}s"])
+    return 0
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("backup", help="back up the databases, config and deployed images (or --list them)")
+    add_deploy_options(p)
+    p.add_argument("--list", action="store_true", help="list the backups of this config dir")
+    p.add_argument("--reason", help="a note stored with the backup")
+    p.set_defaults(func=cmd_backup)
+
+    p = sub.add_parser("restore", help="put a backup's databases and config back and converge to them")
+    add_deploy_options(p)
+    p.add_argument("backup", help="backup id (stackyard backup --list)")
+    p.set_defaults(func=cmd_restore)
+
+    p = sub.add_parser("upgrade", help="upgrade to the release globals.yml names (or to new images): "
+                                       "prechecks, backup, each project as its docs prescribe, post-checks")
+    add_deploy_options(p)
+    p.add_argument("--dry-run", action="store_true", help="run the prechecks and print the ordered steps")
+    p.set_defaults(func=cmd_upgrade)
+
+    p = sub.add_parser("rollback", help="back to the release before the last upgrade (restores its backup)")
+    add_deploy_options(p)
+    p.add_argument("backup", nargs="?", help="backup id (default: the one the last upgrade took)")
+    p.set_defaults(func=cmd_rollback)
