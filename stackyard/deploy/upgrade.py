@@ -85,7 +85,8 @@ def version_hop(kind: str, old: str, new: str) -> None:
     if b == a:
         return
     if b < a:
-        raise DeployError(f"upgrade: {kind} {old} -> {new} is a downgrade")
+        raise DeployError(f"upgrade: {dict(mariadb='MariaDB', rabbitmq='RabbitMQ')[kind]} {old} -> {new} "
+                          f"is a downgrade")
     if kind == "mariadb" and b[0] - a[0] > 1:
         raise DeployError(f"upgrade: MariaDB {old} -> {new} skips a major series; upgrade through each one")
     if kind == "rabbitmq" and not (b[0] == a[0] and b[1] == a[1] + 1) and not (b[0] == a[0] + 1 and b[1] == 0):

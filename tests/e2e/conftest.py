@@ -48,7 +48,7 @@ def wait_until(predicate: Callable[[], Any], timeout: float, what: str, interval
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last: {last!r}")
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def wait_for() -> Callable[..., Any]:
     """:func:`wait_until`, for tests that poll a cloud (a guest's console, a ping)."""
     return wait_until
