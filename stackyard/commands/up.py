@@ -1,7 +1,8 @@
 """``stackyard up``: a fresh machine to a working all-in-one cloud; a second run is a fast no-op.
 
 Writes all-in-one globals (if there are none) and passwords, builds whatever
-image the deployment needs and is missing (cached ones take seconds),
+image the deployment needs and is missing (cached ones take seconds), runs
+the prechecks (a port another program holds is named, not waited for),
 deploys, writes the client files and uploads the guest image.
 """
 
@@ -15,6 +16,7 @@ from typing import Any
 from stackyard.commands import deploy as deploy_commands
 from stackyard.commands.build import build_config, build_images
 from stackyard.commands.common import add_deploy_options, load_deployment, local_engine
+from stackyard.deploy import ops as deploy_ops
 from stackyard.deploy.clientfiles import CLOUD_NAME, write_client_files
 from stackyard.deploy.passwords import genpwd
 from stackyard.errors import StackyardError
@@ -87,6 +89,10 @@ def cmd_up(args: argparse.Namespace) -> int:
     result = build_images(build_config(None, flags), needed, engine=local_engine(dep))
     if result["failed"] or result["parent_failed"]:
         raise StackyardError(f"image build failed: {result['failed_reasons']}")
+    # a port held by something else would leave a service waiting for it: say so before deploying
+    checked = deploy_ops.prechecks(dep, local_engine(dep), [])
+    if not checked.ok:
+        raise StackyardError("prechecks failed: " + "; ".join(checked.problems))
     deploy_commands.apply(args, dry_run=False, dep=dep)
     openrc, clouds = write_client_files(dep)
     if "glance" in dep.enabled and "nova" in dep.enabled:

@@ -28,7 +28,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
+import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -201,6 +203,16 @@ def test_second_deployment_beside_the_cloud_stops_and_goes_without_touching_it(
     assert {PREFIX_A + n for n in CLOUD_CONTAINERS} <= a_running
     b_names = {PREFIX_B + n for n in B_CONTAINERS}
     try:
+        # a port another program holds: up names it and deploys nothing
+        with socket.socket() as holder:
+            holder.bind(("127.0.0.2", 5000))
+            holder.listen()
+            blocked = b.run("up", "--work-dir", str(cloud.work), "--guest-work-dir", str(cloud.guest_work),
+                            check=False, timeout=900)
+        assert blocked.returncode != 0, blocked.stdout
+        assert re.search(r"prechecks failed: .*port 127\.0\.0\.2:5000 for \S*keystone is in use", blocked.stderr), \
+            blocked.stderr[-2000:]
+        assert b.containers() == [] and a.snapshot() == a_before
         b.run("genpwd")
         b.run("prechecks")
         b.run("deploy", timeout=1200)
