@@ -95,11 +95,16 @@ def version_hop(kind: str, old: str, new: str) -> None:
 
 
 def upgrade_phase(phase: Phase, prefix: str = "", caches: list[str] | None = None) -> Phase:
-    """A service's phase, reordered and given its upgrade jobs (see ``Service.upgrade``)."""
+    """A service's phase, reordered and given its upgrade jobs (see ``Service.upgrade``).
+
+    Every upgraded phase is ``serial``: on a multi-host deployment a service's
+    containers are recreated host by host, never on every host at once (the
+    all-in-one ignores the flag: it has one host).
+    """
     svc = services.ALL.get(phase.name)
     rules = svc.upgrade if svc is not None else None
     if rules is None:
-        return phase
+        return Phase(phase.name, [dataclasses.replace(s) for s in phase.steps], serial=True)
     steps = [dataclasses.replace(s) for s in phase.steps]
     containers = {s.name: s for s in steps if s.kind == StepKind.CONTAINER}
     replaced = {prefix + name for name in rules.replaces}
@@ -117,10 +122,12 @@ def upgrade_phase(phase: Phase, prefix: str = "", caches: list[str] | None = Non
             healthcheck=None, restart_policy="no", trigger_files=[])
         return Step(StepKind.JOB, name, spec, params={"timeout": 3600}, group=containers[prefix + j.container].group)
 
-    before = [job(j) for j in rules.jobs if j.when == "before"]
+    # a job runs on the hosts of its container (not on a compute host for nova-api's db sync)
+    here = [j for j in rules.jobs if prefix + j.container in containers]
+    before = [job(j) for j in here if j.when == "before"]
     if rules.flush_caches and caches:
         before.insert(0, Step(StepKind.CACHE_FLUSH, "memcached", params={"servers": list(caches)}))
-    after = [job(j) for j in rules.jobs if j.when == "after"]
+    after = [job(j) for j in here if j.when == "after"]
     order = [prefix + n for n in rules.order]
     ranked = sorted((s for s in steps if s.kind == StepKind.CONTAINER),
                     key=lambda s: order.index(s.name) if s.name in order else len(order))
@@ -129,11 +136,42 @@ def upgrade_phase(phase: Phase, prefix: str = "", caches: list[str] | None = Non
     queue = iter(ranked)
     for s in steps[first:]:
         out.append(next(queue) if s.kind == StepKind.CONTAINER else s)
-    return Phase(phase.name, out + after, phase.serial)
+    return Phase(phase.name, out + after, serial=True)
 
 
 def upgrade_plan(plan: HostPlan, prefix: str = "", caches: list[str] | None = None) -> HostPlan:
     return dataclasses.replace(plan, phases=[upgrade_phase(p, prefix, caches) for p in plan.phases])
+
+
+def upgrade_plans(plans: dict[str, HostPlan], prefix: str = "", caches: list[str] | None = None
+                  ) -> dict[str, HostPlan]:
+    """Every host's upgrade plan, with one step order across hosts.
+
+    Hosts hold different subsets of a service's steps; the multi-host waves
+    order the union of them by ``Step.seq``. Each phase's upgrade order is
+    computed once on that union (every step the service has on any host), and
+    every host's steps are numbered and ordered by their place in it.
+    """
+    out = {h: upgrade_plan(p, prefix, caches) for h, p in plans.items()}
+    if len(plans) < 2:
+        return out
+    names: list[str] = []
+    for plan in plans.values():
+        names += [p.name for p in plan.phases if p.name not in names]
+    for name in names:
+        union: dict[str, Step] = {}
+        for plan in plans.values():
+            for i, s in enumerate(next((p.steps for p in plan.phases if p.name == name), [])):
+                union.setdefault(s.key, dataclasses.replace(s, seq=s.seq if s.seq >= 0 else i))
+        whole = Phase(name, sorted(union.values(), key=lambda s: s.seq))
+        rank = {s.key: i for i, s in enumerate(upgrade_phase(whole, prefix, caches).steps)}
+        for plan in out.values():
+            for phase in plan.phases:
+                if phase.name == name:
+                    for s in phase.steps:
+                        s.seq = rank[s.key]
+                    phase.steps.sort(key=lambda s: s.seq)
+    return out
 
 
 def memcached_servers(dep: Deployment) -> list[str]:
@@ -285,7 +323,7 @@ def upgrade(dep: Deployment, engine: Engine, say: Say, dry_run: bool = False) ->
             f"{time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(previous.started))} (backup {previous.backup})")
     source, target, kind = prechecks(dep, engine, say, resuming)
     prefix = str(dep.variables.get("stackyard_name_prefix") or "")
-    plans = {h: upgrade_plan(p, prefix, memcached_servers(dep)) for h, p in dep.plans.items()}
+    plans = upgrade_plans(dep.plans, prefix, memcached_servers(dep))
     if dry_run:
         steps = ["prechecks", "new passwords (genpwd)", "backup"] + [ln for p in plans.values() for ln in describe(p)] \
             + ["post-checks: every container healthy and on the new images; API versions"]
