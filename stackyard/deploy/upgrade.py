@@ -1,4 +1,4 @@
-"""``stackyard upgrade`` and ``stackyard rollback`` of an all-in-one deployment.
+"""``stackyard upgrade`` and ``stackyard rollback``, all-in-one or multi-host.
 
 Upgrade (from the release recorded by the last deploy to the release
 globals.yml names now, or to new images of the same release):
@@ -25,6 +25,12 @@ backup taken by the first (``.stackyard/upgrade.json``).
 Rollback restores the pre-upgrade backup (config and databases; schemas never
 run backwards) with the cloud's control plane stopped and its data plane
 running, then converges to the old images.
+
+A multi-host deployment runs the same procedure through Ansible: the checks
+are ``stackyard_host`` operations on every host, the backup's dump is made on
+the first MariaDB host (:mod:`.backup`), and the upgrade plans run with
+:func:`.multihost.run` with every phase ``serial``: a service's containers are
+recreated host by host, never on every host at once.
 """
 
 from __future__ import annotations
