@@ -1,4 +1,4 @@
-"""Operations on a deployed host: stop, destroy, check, prechecks.
+"""Operations on a deployed host: stop, destroy, check, prechecks, database dumps.
 
 One implementation for both ways of reaching a host: the local CLI calls
 these functions with the local engine, and the ``stackyard_host`` Ansible
@@ -10,9 +10,14 @@ volumes, files and host resources.
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import json
+import os
+import re
 import shutil
 import socket
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -165,3 +170,138 @@ def galera_position(engine: Engine, spec: ContainerSpec) -> dict:
         return dict(json.loads(lines[-1]))
     except (IndexError, ValueError):
         raise DeployError(f"galera-recover printed no position: {out.strip()[-200:]}") from None
+
+
+def running_images(engine: Engine, plan: HostPlan) -> dict[str, dict[str, str]]:
+    """Every planned service container that exists: the image reference it is planned
+    with, the image ID it runs (``id``) and the ID that reference names on this host
+    now (``ref_id``; they differ when the container was not recreated on a new image)."""
+    out = {}
+    for spec in plan.containers():
+        current = engine.container(spec.name)
+        if current is not None:
+            out[spec.name] = {"ref": spec.image, "id": current.image_id, "ref_id": engine.image_id(spec.image) or ""}
+    return out
+
+
+def image_version(engine: Engine, ref: str, kind: str) -> str:
+    """MariaDB's or RabbitMQ's version in an image (a one-off container); an image named
+    with a registry and not on this host yet is pulled first (the deploy would pull it)."""
+    if engine.image_id(ref) is None and has_registry(ref):
+        engine.pull(ref)
+    command = {"mariadb": ["mariadbd", "--version"],
+               "rabbitmq": ["sh", "-c", "ls /usr/lib/rabbitmq/lib"]}[kind]
+    code, out, err = engine.run(CreateRequest(name=f"stackyard-version-{kind}-{int(time.time())}", image=ref,
+                                              command=command, network_mode="none"), timeout=120)
+    pattern = r"Ver (\d+\.\d+\.\d+)" if kind == "mariadb" else r"rabbitmq_server-(\d+\.\d+\.\d+)"
+    m = re.search(pattern, out + err)
+    if code != 0 or not m:
+        raise DeployError(f"cannot read the {kind} version of {ref}: {(out + err).strip()[-200:]}")
+    return m.group(1)
+
+
+# ----------------------------------------------------------------------------- database dumps
+#: where a dump sits inside the MariaDB container while it is copied out or in
+DUMP_IN_CONTAINER = "/tmp/stackyard-backup.sql"
+#: a dump's file name on a host, under <config_root>/.stackyard/
+DUMP_NAME = "backup-{id}.sql.gz"
+
+
+def list_databases_command(user: str) -> list[str]:
+    return ["mariadb", "-u", user, "-N", "-B", "-e", "SHOW DATABASES"]
+
+
+def dump_command(user: str, databases: list[str]) -> list[str]:
+    """mariadb-dump of ``databases`` into :data:`DUMP_IN_CONTAINER` (a consistent InnoDB
+    snapshot while the cloud runs; DROP DATABASE first, so loading it replaces them).
+    Names and user are arguments of ``sh``, never parsed by it; the password comes from
+    the exec's MYSQL_PWD."""
+    return ["sh", "-c", "umask 077; u=$1; shift; mariadb-dump -u \"$u\" --single-transaction --routines "
+                        "--triggers --events --add-drop-database --databases \"$@\" > " + DUMP_IN_CONTAINER,
+            "mariadb-dump", user, *databases]
+
+
+def load_command(user: str) -> list[str]:
+    """Load :data:`DUMP_IN_CONTAINER` with the mariadb client (password from MYSQL_PWD)."""
+    return ["sh", "-c", "mariadb -u \"$1\" < " + DUMP_IN_CONTAINER, "mariadb", user]
+
+
+def _running(engine: Engine, container: str) -> None:
+    current = engine.container(container)
+    if current is None or not current.running:
+        raise DeployError(f"container {container} is not running: start the deployment first (stackyard deploy)")
+
+
+def present_databases(engine: Engine, container: str, user: str, password: str, wanted: list[str]) -> list[str]:
+    """Those of ``wanted`` that exist in the running MariaDB ``container``, in ``wanted``'s order."""
+    _running(engine, container)
+    code, out = engine.exec(container, list_databases_command(user), environment={"MYSQL_PWD": password})
+    if code != 0:
+        raise DeployError(f"cannot list databases in {container}: {out.strip()[-500:]}")
+    present = set(out.split())
+    return [d for d in wanted if d in present]
+
+
+def dump_databases(engine: Engine, container: str, user: str, password: str, databases: list[str]) -> bytes:
+    """One gzip-compressed mariadb-dump of ``databases`` from the running ``container``."""
+    _running(engine, container)
+    try:
+        code, out = engine.exec(container, dump_command(user, databases), user="root",
+                                environment={"MYSQL_PWD": password})
+        if code != 0:
+            raise DeployError(f"mariadb-dump failed in {container}: {out.strip()[-500:]}")
+        dump = engine.get_file(container, DUMP_IN_CONTAINER)
+    finally:
+        engine.exec(container, ["rm", "-f", DUMP_IN_CONTAINER], user="root")
+    return gzip.compress(dump, mtime=0)
+
+
+def load_databases(engine: Engine, container: str, user: str, password: str, dump_gz: bytes) -> None:
+    """Load a gzip-compressed dump (DROP, CREATE, rows) into the running ``container``."""
+    _running(engine, container)
+    engine.put_file(container, DUMP_IN_CONTAINER, gzip.decompress(dump_gz))
+    try:
+        code, out = engine.exec(container, load_command(user), user="root", environment={"MYSQL_PWD": password})
+    finally:
+        engine.exec(container, ["rm", "-f", DUMP_IN_CONTAINER], user="root")
+    if code != 0:
+        raise DeployError(f"loading the databases into {container} failed: {out.strip()[-500:]}")
+
+
+def dump_path(config_root: str, backup_id: str) -> Path:
+    """Where a host keeps a dump between db_dump and the deploy host's fetch (or copy and db_load)."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", backup_id):
+        raise DeployError(f"backup id {backup_id!r}: letters, digits, '.', '_' and '-' only")
+    return Path(config_root) / STATE_DIR / DUMP_NAME.format(id=backup_id)
+
+
+def write_private_bytes(path: Path, data: bytes) -> None:
+    """``data`` into ``path``, mode 0600 from its creation (directory 0700 if made here)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        os.fchmod(fh.fileno(), 0o600)
+        fh.write(data)
+    os.replace(tmp, path)
+
+
+def db_dump(engine: Engine, container: str, user: str, password: str, wanted: list[str], config_root: str,
+            backup_id: str) -> dict:
+    """Dump those of ``wanted`` that exist to this host's dump file (0600); its path, sha256,
+    size and the databases in it."""
+    dbs = present_databases(engine, container, user, password, wanted)
+    data = dump_databases(engine, container, user, password, dbs) if dbs else b""
+    path = dump_path(config_root, backup_id)
+    write_private_bytes(path, data)
+    return {"path": str(path), "sha256": hashlib.sha256(data).hexdigest(), "size": len(data), "databases": dbs}
+
+
+def db_load(engine: Engine, container: str, user: str, password: str, path: str) -> int:
+    """Load the dump file ``path`` (gzip-compressed SQL) into ``container``; returns its size."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise DeployError(f"cannot read the dump {path}: {exc.strerror}") from None
+    load_databases(engine, container, user, password, data)
+    return len(data)

@@ -35,6 +35,9 @@ def apply(args: argparse.Namespace, dry_run: bool, dep: Deployment | None = None
                                 limit=getattr(args, "limit", None), check=dry_run)
         summary["seconds"] = round(time.monotonic() - start, 2)
         summary["dry_run"] = dry_run
+        if (not summary["error"] and not dry_run and selected_phases(args) is None
+                and not getattr(args, "limit", None)):
+            state.record(dep, None)  # what `stackyard upgrade` upgrades from (images by reference)
     else:
         engine = local_engine(dep)
         summary = apply_local(dep, engine, say, dry_run=dry_run, only_phases=selected_phases(args))

@@ -1,4 +1,8 @@
-"""``stackyard backup``, ``restore``, ``upgrade`` and ``rollback`` (all-in-one deployments)."""
+"""``stackyard backup``, ``restore``, ``upgrade`` and ``rollback``.
+
+An all-in-one is driven through the local engine; an inventory with remote
+hosts through Ansible (the engine is then not needed on the deploy host).
+"""
 
 from __future__ import annotations
 
@@ -7,12 +11,19 @@ import json
 from pathlib import Path
 from typing import Any
 
-from stackyard.commands.common import add_deploy_options, console, load_deployment, local_engine
+from stackyard.commands.common import add_deploy_options, console, inventories, load_deployment, local_engine
 from stackyard.deploy import backup as backup_mod
 from stackyard.deploy import upgrade as upgrade_mod
 from stackyard.deploy.plan import Deployment
+from stackyard.engine import Engine
+from stackyard.errors import DeployError
 
 
+def _engine_unless_remote(dep: Deployment, args: argparse.Namespace) -> Engine | None:
+    if getattr(args, "limit", None):
+        raise DeployError(f"--limit: stackyard {args.command} works on every host of the deployment "
+                          f"(a cloud half on each release is not a state it can back up or roll back)")
+    return None if dep.remote_hosts else local_engine(dep)
 
 def _print(args: argparse.Namespace, result: dict[str, Any], text: list[str]) -> None:
     if args.format == "json":
@@ -30,7 +41,8 @@ def cmd_backup(args: argparse.Namespace) -> int:
                 for b in found] or ["no backups"])
         return 0
     dep = load_deployment(args)
-    taken = backup_mod.create(dep, local_engine(dep), args.reason or "manual", console().print)
+    taken = backup_mod.create(dep, _engine_unless_remote(dep, args), args.reason or "manual", console().print,
+                              inventories(args))
     _print(args, taken.to_dict(), [taken.id])
     return 0
 
@@ -43,7 +55,8 @@ def _reload(args: argparse.Namespace) -> Any:
 
 def cmd_restore(args: argparse.Namespace) -> int:
     dep = load_deployment(args)
-    result = upgrade_mod.restore(dep, local_engine(dep), args.backup, console().print, _reload(args))
+    result = upgrade_mod.restore(dep, _engine_unless_remote(dep, args), args.backup, console().print, _reload(args),
+                                 inventories(args))
     _print(args, result, [f"restored backup {result['backup']} (release {result['release']}) "
                           f"in {result['seconds']:.0f}s"])
     return 0
@@ -51,7 +64,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
 def cmd_upgrade(args: argparse.Namespace) -> int:
     dep = load_deployment(args)
-    result = upgrade_mod.upgrade(dep, local_engine(dep), console().print, dry_run=args.dry_run)
+    result = upgrade_mod.upgrade(dep, _engine_unless_remote(dep, args), console().print, dry_run=args.dry_run,
+                                 inventories=inventories(args))
     if args.dry_run:
         _print(args, result, [f"{i}. {step}" for i, step in enumerate(result["steps"], 1)])
         return 0
@@ -66,7 +80,8 @@ def cmd_upgrade(args: argparse.Namespace) -> int:
 
 def cmd_rollback(args: argparse.Namespace) -> int:
     dep = load_deployment(args)
-    result = upgrade_mod.rollback(dep, local_engine(dep), console().print, _reload(args), args.backup)
+    result = upgrade_mod.rollback(dep, _engine_unless_remote(dep, args), console().print, _reload(args), args.backup,
+                                  inventories(args))
     _print(args, result, [f"rolled back to release {result['release']} (backup {result['backup']}) "
                           f"in {result['seconds']:.0f}s"])
     return 0

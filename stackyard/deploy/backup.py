@@ -1,4 +1,4 @@
-"""Backups of an all-in-one deployment: its databases, its config and what it ran.
+"""Backups of a deployment: its databases, its config and what it ran.
 
 A backup is a directory ``<config dir>/backups/<id>/`` (0700, every file 0600):
 
@@ -9,6 +9,12 @@ A backup is a directory ``<config dir>/backups/<id>/`` (0700, every file 0600):
 - ``deployed.json``: the release, and the image and spec hash of every container;
 - ``manifest.json``: id, time, release, reason, databases and each file's sha256.
 
+On a multi-host deployment the dump is made on the first host running
+MariaDB (``db_dump`` of the ``stackyard_host`` module: the same code as the
+all-in-one's, in :mod:`stackyard.agent.ops`), fetched into the backup by
+Ansible in the same play and removed from the host; a restore copies it back
+there (0600), loads it (``db_load``) and removes it again.
+
 Restoring puts the config and the databases back; the caller then converges
 the deployment to them (the containers go back to the images the restored
 config names). Backups live beside the config, outside ``.stackyard/``, so
@@ -17,7 +23,6 @@ config names). Backups live beside the config, outside ``.stackyard/``, so
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 import os
@@ -27,17 +32,21 @@ import tarfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
-from stackyard.agent.hostapply import write_atomic
+import yaml
+
+from stackyard.agent import ops as agent_ops
+from stackyard.agent.hostapply import STATE_DIR, write_atomic
 from stackyard.agent.model import SPEC_LABEL
-from stackyard.deploy import state
-from stackyard.deploy.plan import Deployment
+from stackyard.ansible import runner
+from stackyard.deploy import multihost, state
+from stackyard.deploy.plan import Deployment, hosts_for
 from stackyard.engine import Engine
 from stackyard.errors import DeployError
 
 BACKUP_DIR = "backups"
-DUMP_IN_CONTAINER = "/tmp/stackyard-backup.sql"
+DUMP_FILE = "databases.sql.gz"
 
 
 @dataclass
@@ -80,49 +89,162 @@ def _write(path: Path, data: bytes) -> None:
     path.write_bytes(data)
 
 
-def require_all_in_one(dep: Deployment, what: str) -> None:
-    if dep.remote_hosts:
-        raise DeployError(f"{what} works on an all-in-one deployment; this inventory has remote hosts "
-                          f"({', '.join(dep.remote_hosts)}): not implemented for multi-host deployments yet")
-
-
-def _mysql(dep: Deployment, engine: Engine) -> tuple[str, dict[str, str]]:
-    """The running MariaDB container and the environment giving its client the root password."""
+def _mysql(dep: Deployment) -> tuple[str, str, str]:
+    """The MariaDB container's name, and the database user and password its client logs in with."""
     if not dep.variables.get("enable_mariadb"):
         raise DeployError("this deployment runs no MariaDB: nothing to back up or restore")
     name = str(dep.variables.get("stackyard_name_prefix") or "") + "mariadb"
-    current = engine.container(name)
-    if current is None or not current.running:
-        raise DeployError(f"container {name} is not running: start the deployment first (stackyard deploy)")
     # the password reaches the client through its environment, never a command line
-    return name, {"MYSQL_PWD": str(dep.passwords["database_password"])}
+    return name, str(dep.variables["database_user"]), str(dep.passwords["database_password"])
 
 
-def create(dep: Deployment, engine: Engine, reason: str, say: Callable[[str], None] = print) -> Backup:
-    """Back up the deployment now; returns the backup (its id names it)."""
-    require_all_in_one(dep, "backup")
-    mysql, env = _mysql(dep, engine)
-    user = str(dep.variables["database_user"])
-    code, out = engine.exec(mysql, ["mariadb", "-u", user, "-N", "-B", "-e", "SHOW DATABASES"], environment=env)
-    if code != 0:
-        raise DeployError(f"backup: cannot list databases in {mysql}: {out.strip()}")
-    present = set(out.split())
-    dbs = [d for d in databases(dep) if d in present]
+def host_running(dep: Deployment, container: str, group: str) -> str:
+    """The first host of ``group`` (inventory order) whose plan runs ``container``."""
+    for host in hosts_for(dep.inventory, group):
+        plan = dep.plans.get(host)
+        if plan is not None and plan.spec_of(container) is not None:
+            return host
+    holders = [h for h, p in dep.plans.items() if p.spec_of(container) is not None]
+    if holders:
+        return holders[0]
+    raise DeployError(f"no host runs {container}")
+
+
+def mariadb_host(dep: Deployment) -> str:
+    """Where a multi-host backup dumps and a restore loads the databases: the first host
+    of the mariadb group (a Galera member replicates a load to the others)."""
+    container, _, _ = _mysql(dep)
+    return host_running(dep, container, "mariadb")
+
+
+def render_dump_playbook(host: str, config_root: str, deployment: str, backup_id: str, container: str,
+                         user: str, wanted: list[str], dest: Path) -> str:
+    """One play on ``host``: dump the databases to a 0600 file under <config_root>/.stackyard/,
+    fetch it to ``dest`` on the deploy host, and remove it from the host whatever happened.
+    The password is the extra var ``stackyard_db_password`` (never in the playbook)."""
+    remote = str(agent_ops.dump_path(config_root, backup_id))
+    play = {
+        "name": f"back up the databases on {host}",
+        "hosts": [host],
+        "gather_facts": False,
+        "tasks": [{
+            "block": [
+                {"name": "dump the databases", "stackyard_host": {
+                    "op": "db_dump", "config_root": config_root, "deployment": deployment, "container": container,
+                    "user": user, "password": "{{ stackyard_db_password }}", "databases": list(wanted),
+                    "backup_id": backup_id}},
+                {"name": "fetch the dump", "ansible.builtin.fetch": {
+                    "src": remote, "dest": str(dest), "flat": True, "validate_checksum": True}},
+            ],
+            "always": [
+                {"name": "remove the dump from the host", "ansible.builtin.file": {"path": remote, "state": "absent"}},
+            ],
+        }],
+    }
+    return yaml.safe_dump([play], sort_keys=False, width=1000)
+
+
+def render_load_playbook(host: str, config_root: str, deployment: str, backup_id: str, container: str,
+                         user: str, source: Path) -> str:
+    """One play on ``host``: copy the dump ``source`` there (0600), load it into MariaDB,
+    and remove it from the host whatever happened."""
+    remote = str(agent_ops.dump_path(config_root, backup_id))
+    play = {
+        "name": f"restore the databases on {host}",
+        "hosts": [host],
+        "gather_facts": False,
+        "tasks": [{
+            "block": [
+                {"name": "copy the dump", "ansible.builtin.copy": {"src": str(source), "dest": remote,
+                                                                  "mode": "0600"}},
+                {"name": "load the dump", "stackyard_host": {
+                    "op": "db_load", "config_root": config_root, "deployment": deployment, "container": container,
+                    "user": user, "password": "{{ stackyard_db_password }}", "path": remote}},
+            ],
+            "always": [
+                {"name": "remove the dump from the host", "ansible.builtin.file": {"path": remote, "state": "absent"}},
+            ],
+        }],
+    }
+    return yaml.safe_dump([play], sort_keys=False, width=1000)
+
+
+def _run_db_play(dep: Deployment, inventories: list[Path], what: str, text: str) -> Any:
+    playbook = dep.configdir / STATE_DIR / f"{what}.yml"
+    multihost.write_private(playbook, text)
+    result = runner.run_playbook(playbook, inventories, quiet=True,
+                                 extra_vars={"stackyard_db_password": _mysql(dep)[2]})
+    if result.rc != 0:
+        raise DeployError(result.first_error() or f"ansible-playbook {playbook.name} failed (rc {result.rc})")
+    return result
+
+
+def remote_dump(dep: Deployment, inventories: list[Path], backup_id: str, target: Path) -> list[str]:
+    """Dump the databases on the MariaDB host into ``target``/databases.sql.gz; the databases in it."""
+    container, user, _ = _mysql(dep)
+    host = mariadb_host(dep)
+    dest = target / DUMP_FILE
+    root = str(dep.variables["node_config_directory"])
+    try:
+        result = _run_db_play(dep, inventories, "db-dump", render_dump_playbook(
+            host, root, dep.label, backup_id, container, user, databases(dep), dest))
+    except DeployError as exc:
+        raise DeployError(f"backup: dumping the databases on {host} failed: {exc}") from None
+    dumped = next(((t.get("result") or {}) for t in result.tasks
+                   if t["host"] == host and "sha256" in (t.get("result") or {})), None)
+    if dumped is None or not dest.is_file():
+        raise DeployError(f"backup: {host} reported no dump (db_dump), or it was not fetched to {dest}")
+    os.chmod(dest, 0o600)
+    if _sha256(dest) != dumped["sha256"]:
+        raise DeployError(f"backup: the dump fetched from {host} does not match the sha256 {host} reported")
+    dbs = list(dumped.get("databases") or [])
+    if not dbs:
+        dest.unlink()
+    return dbs
+
+
+def remote_load(dep: Deployment, inventories: list[Path], backup: Backup) -> str:
+    """Load the backup's dump into MariaDB on the MariaDB host; returns that host."""
+    container, user, _ = _mysql(dep)
+    host = mariadb_host(dep)
+    root = str(dep.variables["node_config_directory"])
+    try:
+        _run_db_play(dep, inventories, "db-load", render_load_playbook(
+            host, root, dep.label, backup.id, container, user, Path(backup.dir) / DUMP_FILE))
+    except DeployError as exc:
+        raise DeployError(f"restore of backup {backup.id}: loading the databases on {host} failed: {exc}") from None
+    return host
+
+
+def create(dep: Deployment, engine: Engine | None, reason: str, say: Callable[[str], None] = print,
+           inventories: list[Path] | None = None) -> Backup:
+    """Back up the deployment now; returns the backup (its id names it).
+
+    An all-in-one is reached through ``engine``; a multi-host deployment
+    through Ansible and ``inventories`` (``engine`` unused).
+    """
+    remote = bool(dep.remote_hosts)
+    container, user, password = _mysql(dep)
+    dbs: list[str] = []
+    if not remote:
+        assert engine is not None
+        try:
+            dbs = agent_ops.present_databases(engine, container, user, password, databases(dep))
+        except DeployError as exc:
+            raise DeployError(f"backup: {exc}") from None
     backup_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(3)
     _private_dir(root(dep.configdir))
     target = root(dep.configdir) / backup_id
     _private_dir(target)
     try:
-        if dbs:
-            code, out = engine.exec(mysql, ["sh", "-c", "umask 077; u=$1; shift; mariadb-dump -u \"$u\" "
-                                                        "--single-transaction --routines --triggers --events "
-                                                        "--add-drop-database --databases \"$@\" > " + DUMP_IN_CONTAINER,
-                                            "mariadb-dump", user, *dbs], user="root", environment=env)
-            if code != 0:
-                raise DeployError(f"backup: mariadb-dump failed in {mysql}: {out.strip()[-500:]}")
-            dump = engine.get_file(mysql, DUMP_IN_CONTAINER)
-            engine.exec(mysql, ["rm", "-f", DUMP_IN_CONTAINER], user="root")
-            _write(target / "databases.sql.gz", gzip.compress(dump, mtime=0))
+        if remote:
+            dbs = remote_dump(dep, inventories or [], backup_id, target)
+        elif dbs:
+            assert engine is not None
+            try:
+                _write(target / DUMP_FILE, agent_ops.dump_databases(engine, container, user, password, dbs))
+            except DeployError as exc:
+                raise DeployError(f"backup: {exc}") from None
         # the config the running cloud was deployed from (the operator may have edited
         # globals.yml for an upgrade since), else the files as they are
         deployed_config = state.config_path(dep.configdir)
@@ -130,13 +252,14 @@ def create(dep: Deployment, engine: Engine, reason: str, say: Callable[[str], No
                else state.config_archive(dep.configdir))
         deployed = state.load(dep.configdir)
         spec_hashes = {}
-        for plan in dep.plans.values():
+        for plan in dep.plans.values() if engine is not None and not remote else []:
             for spec in plan.containers():
                 current = engine.container(spec.name)
                 if current is not None:
                     spec_hashes[spec.name] = current.labels.get(SPEC_LABEL, "")
         _write(target / "deployed.json", json.dumps({
             "deployed": deployed.to_dict() if deployed else None, "spec_hashes": spec_hashes,
+            "hosts": sorted(dep.plans),
         }, indent=2, sort_keys=True).encode() + b"\n")
         backup = Backup(id=backup_id, created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                         release=deployed.release if deployed else str(dep.variables["openstack_release"]),
@@ -192,17 +315,18 @@ def restore_config(configdir: Path, backup: Backup) -> None:
         os.chmod(pw, 0o600)
 
 
-def restore_databases(dep: Deployment, engine: Engine, backup: Backup) -> None:
-    """Replace the backed-up databases with their dumped content (DROP, CREATE, rows)."""
-    dump_file = Path(backup.dir) / "databases.sql.gz"
+def restore_databases(dep: Deployment, engine: Engine | None, backup: Backup,
+                      inventories: list[Path] | None = None) -> None:
+    """Replace the backed-up databases with their dumped content (DROP, CREATE, rows):
+    through ``engine`` on an all-in-one, on the MariaDB host through Ansible otherwise."""
     if not backup.databases:
         return
-    mysql, env = _mysql(dep, engine)
-    engine.put_file(mysql, DUMP_IN_CONTAINER, gzip.decompress(dump_file.read_bytes()))
+    if dep.remote_hosts:
+        remote_load(dep, inventories or [], backup)
+        return
+    assert engine is not None
+    container, user, password = _mysql(dep)
     try:
-        code, out = engine.exec(mysql, ["sh", "-c", "mariadb -u \"$1\" < " + DUMP_IN_CONTAINER, "mariadb",
-                                        str(dep.variables["database_user"])], user="root", environment=env)
-    finally:
-        engine.exec(mysql, ["rm", "-f", DUMP_IN_CONTAINER], user="root")
-    if code != 0:
-        raise DeployError(f"restore of backup {backup.id}: loading the databases failed: {out.strip()[-500:]}")
+        agent_ops.load_databases(engine, container, user, password, (Path(backup.dir) / DUMP_FILE).read_bytes())
+    except DeployError as exc:
+        raise DeployError(f"restore of backup {backup.id}: {exc}") from None

@@ -128,8 +128,10 @@ def compute_waves(plans: dict[str, HostPlan], only_phases: set[str] | None = Non
                 for k, _, holders in items:
                     for h in holders:
                         select.setdefault(h, {}).setdefault(name, []).append(k)
+                # one host at a time only means something with more than one host
+                one_by_one = serial and len(select) > 1
                 waves.append(Wave(_label(name, keys), "target", [h for h in hosts if h in select], select,
-                                  serial=serial, mergeable=not serial))
+                                  serial=one_by_one, mergeable=not one_by_one))
     merged: list[Wave] = []
     for w in waves:
         last = merged[-1] if merged else None

@@ -72,11 +72,14 @@ def _remote(dep: Deployment, inventories: list[Path], op: str, limit: str | None
     return out
 
 
-def prechecks(dep: Deployment, engine: Engine | None, inventories: list[Path], limit: str | None = None
-              ) -> OpResult:
-    """Engine, ports and images on every host of the deployment."""
+def prechecks(dep: Deployment, engine: Engine | None, inventories: list[Path], limit: str | None = None,
+              ports: bool = True) -> OpResult:
+    """Engine, ports (unless ``ports`` is False: an upgrade of a running cloud) and
+    images on every host of the deployment."""
     if dep.remote_hosts:
         checks = {h: host_checks(dep, h).to_wire() for h in dep.plans}
+        if not ports:
+            checks = {h: dict(c, ports={}) for h, c in checks.items()}
         return _remote(dep, inventories, "prechecks", limit,
                        args={"checks": "{{ stackyard_checks[inventory_hostname] }}"},
                        task_vars={"stackyard_checks": checks})
@@ -84,7 +87,7 @@ def prechecks(dep: Deployment, engine: Engine | None, inventories: list[Path], l
     out = OpResult()
     for host in dep.plans:
         c = host_checks(dep, host)
-        problems = agent_ops.prechecks(engine, c.address, c.ports, c.images, dep.label)
+        problems = agent_ops.prechecks(engine, c.address, c.ports if ports else {}, c.images, dep.label)
         out.lines += [f"FAIL {p}" for p in problems]
         out.problems += problems
     return out

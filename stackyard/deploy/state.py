@@ -54,18 +54,42 @@ def observe(dep: Deployment, engine: Engine) -> Deployed:
             current = engine.container(spec.name)
             if current is not None:
                 images[spec.name] = {"ref": spec.image, "id": current.image_id}
+    return _deployed(dep, images)
+
+
+def _deployed(dep: Deployment, images: dict[str, dict[str, str]]) -> Deployed:
     v = dep.variables
     return Deployed(release=str(v["openstack_release"]), tag=str(v["openstack_tag"]), images=images,
                     time=time.time())
+
+
+def from_plans(dep: Deployment, running: dict[str, dict[str, dict[str, str]]] | None = None) -> Deployed:
+    """A multi-host deployment as planned: every container's image by reference, and its
+    image ID where ``running`` (host -> container -> {ref, id}: the ``check`` op's
+    ``images``) reports one (the first host in plan order that runs it)."""
+    images: dict[str, dict[str, str]] = {}
+    for host, plan in dep.plans.items():
+        for spec in plan.containers():
+            seen = (running or {}).get(host, {}).get(spec.name) or {}
+            entry = images.setdefault(spec.name, {"ref": spec.image, "id": ""})
+            if not entry["id"] and seen.get("id"):
+                entry["id"] = str(seen["id"])
+    return _deployed(dep, images)
 
 
 def config_path(configdir: Path) -> Path:
     return Path(configdir) / STATE_DIR / DEPLOYED_CONFIG
 
 
-def record(dep: Deployment, engine: Engine) -> Deployed:
-    """Remember what runs now and the config it runs from (after a successful deploy)."""
-    deployed = observe(dep, engine)
+def record(dep: Deployment, engine: Engine | None,
+           running: dict[str, dict[str, dict[str, str]]] | None = None) -> Deployed:
+    """Remember what runs now and the config it runs from (after a successful deploy).
+
+    The all-in-one asks its engine; a multi-host deployment (``engine`` None)
+    records its plans' images by reference, with the IDs ``running`` reports
+    (see :func:`from_plans`).
+    """
+    deployed = observe(dep, engine) if engine is not None else from_plans(dep, running)
     write_atomic(path(dep.configdir), json.dumps(deployed.to_dict(), indent=2, sort_keys=True) + "\n", 0o600)
     archive = config_archive(dep.configdir)
     target = config_path(dep.configdir)

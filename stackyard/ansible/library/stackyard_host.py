@@ -17,7 +17,13 @@ ops:
   stop      stop the deployment's containers (``names`` to restrict)
   destroy   remove the deployment's containers, rendered config, host resources
             and (``volumes``) volumes
-  check     every planned container running and healthy
+  check     every planned container running and healthy; ``images``: what
+            each runs (reference, image ID, the ID the reference names now)
+  db_dump   mariadb-dump (``databases`` that exist) in the MariaDB
+            ``container`` into <config_root>/.stackyard/backup-<backup_id>.sql.gz
+            (gzip, 0600); returns its path, sha256 and the databases in it
+  db_load   load the dump file ``path`` into the MariaDB ``container``
+  image_version   MariaDB's or RabbitMQ's (``kind``) version in each of ``refs``
   prechecks engine answers, ports free (or held by our containers), images
             present or in the registry (``checks``: address, ports, images)
 """
@@ -49,6 +55,14 @@ options:
   names: {type: list, elements: str}
   volumes: {type: bool, default: false}
   checks: {type: dict}
+  container: {type: str, description: the MariaDB container (db_dump, db_load)}
+  user: {type: str, description: the database user (db_dump, db_load)}
+  password: {type: str, description: its password (reaches the client through MYSQL_PWD)}
+  databases: {type: list, elements: str, description: the databases to dump (those that exist)}
+  backup_id: {type: str, description: names the dump file (db_dump)}
+  path: {type: str, description: the dump file to load (db_load)}
+  kind: {type: str, choices: [mariadb, rabbitmq]}
+  refs: {type: list, elements: str, description: images or image IDs (image_version)}
 """
 
 
@@ -84,6 +98,14 @@ def main() -> None:
             names=dict(type="list", elements="str"),
             volumes=dict(type="bool", default=False),
             checks=dict(type="dict"),
+            container=dict(type="str"),
+            user=dict(type="str"),
+            password=dict(type="str", no_log=True),
+            databases=dict(type="list", elements="str", default=[]),
+            backup_id=dict(type="str"),
+            path=dict(type="str"),
+            kind=dict(type="str", choices=["mariadb", "rabbitmq"]),
+            refs=dict(type="list", elements="str", default=[]),
         ),
         supports_check_mode=True,
     )
@@ -142,12 +164,34 @@ def main() -> None:
                 module.fail_json(msg="; ".join(problems), lines=lines)
             module.exit_json(changed=False, lines=lines, detail="engine, ports and images ok")
         elif op == "check":
-            health = ops.check(engine, stored_plan(p["config_root"]))
+            plan = stored_plan(p["config_root"])
+            health = ops.check(engine, plan)
+            images = ops.running_images(engine, plan)
             lines += [h.line() for h in health]
             bad = [f"{h.name}: {h.verdict} ({h.state})" for h in health if not h.ok]
             if bad:
-                module.fail_json(msg="; ".join(bad), lines=lines)
-            module.exit_json(changed=False, lines=lines, detail=f"{len(health)} containers healthy")
+                module.fail_json(msg="; ".join(bad), lines=lines, images=images)
+            module.exit_json(changed=False, lines=lines, images=images, detail=f"{len(health)} containers healthy")
+        elif op in ("db_dump", "db_load"):
+            missing = [k for k in ("container", "user", "password", "backup_id" if op == "db_dump" else "path")
+                       if not p[k]]
+            if missing:
+                module.fail_json(msg=f"{op} needs {', '.join(missing)}")
+            if check_mode:
+                module.exit_json(changed=False, skipped=True, detail=f"{op} skipped in check mode")
+            if op == "db_dump":
+                dumped = ops.db_dump(engine, p["container"], p["user"], p["password"], p["databases"],
+                                     p["config_root"], p["backup_id"])
+                module.exit_json(changed=True, detail=f"{len(dumped['databases'])} databases, "
+                                                      f"{dumped['size']} bytes in {dumped['path']}", **dumped)
+            size = ops.db_load(engine, p["container"], p["user"], p["password"], p["path"])
+            module.exit_json(changed=True, detail=f"loaded {p['path']} ({size} bytes) into {p['container']}")
+        elif op == "image_version":
+            if not p["kind"]:
+                module.fail_json(msg="image_version needs kind")
+            versions = {ref: ops.image_version(engine, ref, p["kind"]) for ref in p["refs"]}
+            module.exit_json(changed=False, versions=versions,
+                             detail=", ".join(f"{r}: {v}" for r, v in versions.items()))
         else:
             module.fail_json(msg=f"unknown op {op}")
     except StackyardError as exc:

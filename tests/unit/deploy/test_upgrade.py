@@ -159,13 +159,6 @@ def test_a_backup_is_checked_against_its_manifest(tmp_path: Path) -> None:
         backup.get(configdir, "nope")
 
 
-def test_backup_and_upgrade_refuse_multi_host_deployments(tmp_path: Path) -> None:
-    dep = deployment(tmp_path)
-    dep.inventory.hosts["node2"] = {"ansible_host": "10.0.0.2"}
-    with pytest.raises(DeployError, match="not implemented for multi-host"):
-        backup.require_all_in_one(dep, "upgrade")
-
-
 def test_the_upgrade_jobs_all_have_hooks_in_their_images() -> None:
     """Every upgrade step a service declares is handled by its image's upgrade hook."""
     from stackyard.deploy import services

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -521,3 +522,64 @@ def test_a_host_without_the_tunnel_address_is_named(tmp_path, monkeypatch):
     _gathered(monkeypatch, facts)
     with pytest.raises(DeployError, match=r"host node3: interface eth1 \(tunnel_interface\) has no IPv4"):
         multihost.resolve_addresses(dep, [tmp_path / "multinode"])
+
+
+def test_upgrade_waves_recreate_control_services_host_by_host(tmp_path):
+    """Upgrade plans: keystone on node1 then node2, computes one by one, db syncs once on node1 first."""
+    from stackyard.deploy.upgrade import upgrade_plans
+
+    configdir = tmp_path / "etc-kolla"
+    configdir.mkdir()
+    genpwd(configdir / "passwords.yml")
+    (configdir / "globals.yml").write_text(yaml.safe_dump({
+        "kolla_internal_vip_address": VIP, "network_interface": "eth0", "enable_loadbalancer": True,
+        "docker_registry": "10.250.0.1:5000", "nova_compute_virt_type": "qemu", "enable_glance": True,
+        "enable_placement": True, "enable_nova": True, "enable_neutron": True}))
+    dep = plan_mod.load(configdir, [cloud_inventory(tmp_path)])
+    plan_mod.make_plans(dep)
+    plans = upgrade_plans(dep.plans, "", [])
+    assert all(ph.serial for p in plans.values() for ph in p.phases)
+    # upgrade jobs only where their container runs; one step order on every host
+    assert "job:upgrade_nova_db" in steps(plans["node1"], "nova")
+    assert "job:upgrade_nova_db" not in steps(plans["node3"], "nova")
+    for plan in plans.values():
+        for ph in plan.phases:
+            assert [s.seq for s in ph.steps] == sorted({s.seq for s in ph.steps})
+    assert all(s.seq >= 0 for s in dep.plans["node1"].phases[0].steps)  # the deploy plans are untouched
+    waves = multihost.compute_waves(plans)
+
+    def holding(phase: str, key: str) -> list[multihost.Wave]:
+        return [w for w in waves if w.kind == "target" and any(key in sel.get(phase, []) for sel in w.select.values())]
+
+    (keystone,) = holding("keystone", "container:keystone")
+    assert keystone.serial and keystone.hosts == ["node1", "node2"]
+    (expand,) = holding("keystone", "job:upgrade_keystone_expand")
+    assert expand.hosts == ["node1"] and not expand.serial
+    assert waves.index(expand) < waves.index(keystone)
+    (contract,) = holding("keystone", "job:upgrade_keystone_contract")
+    assert waves.index(contract) > waves.index(keystone) and contract.hosts == ["node1"]
+    (db,) = holding("nova", "job:upgrade_nova_db")
+    (conductor,) = holding("nova", "container:nova_conductor")
+    assert db.hosts == ["node1"] and waves.index(db) < waves.index(conductor) and conductor.serial
+    (compute,) = holding("nova", "container:nova_compute")
+    # computes last: the controllers' nova containers first, one host at a time, then node3's
+    assert compute.serial and compute.hosts[-1] == "node3" and waves.index(compute) >= waves.index(conductor)
+    plays = yaml.safe_load(multihost.render_playbook(waves, tmp_path / "plans", "/etc/kolla"))
+    by_name = {p["name"].split(" ", 1)[1]: p for p in plays}
+    assert by_name[keystone.name]["serial"] == 1 and "serial" not in by_name[expand.name]
+    # every step of every host still runs exactly once
+    for host, plan in plans.items():
+        want = sorted((p.name, s.key) for p in plan.phases for s in p.steps
+                      if s.where == "host" or (s.where == "once" and host == "node1"))
+        got = sorted((ph, k) for w in waves if w.kind == "target" for ph, keys in w.select.get(host, {}).items()
+                     for k in keys)
+        assert got == want
+
+
+def test_a_serial_phase_on_one_host_needs_no_play_of_its_own(tmp_path):
+    dep = multinode(tmp_path, {"node1": NODES["node1"]})
+    plans = {h: plan_mod.HostPlan(**{**p.__dict__, "phases": [dataclasses.replace(ph, serial=True)
+                                                               for ph in p.phases]})
+             for h, p in dep.plans.items()}
+    assert not any(w.serial for w in multihost.compute_waves(plans))
+    assert len(multihost.compute_waves(plans)) == len(multihost.compute_waves(dep.plans))
