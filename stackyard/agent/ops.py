@@ -49,6 +49,24 @@ def stop(engine: Engine, deployment: str, names: list[str] | None = None, timeou
     return stopped
 
 
+def prune(engine: Engine, deployment: str, plan: HostPlan, dry_run: bool = False) -> list[str]:
+    """Remove the deployment's containers this host's plan no longer has; returns their names.
+
+    After an upgrade or a rollback the plan is another release's: a rollback
+    from 2026.1 must not leave 2026.1's extra services (Neutron's RPC server)
+    running against 2025.1's databases. Left-over one-off containers of an
+    interrupted job go too.
+    """
+    planned = {spec.name for spec in plan.containers()}
+    gone = []
+    for c in deployment_containers(engine, deployment):
+        if c.name not in planned:
+            if not dry_run:
+                engine.remove(c.name)
+            gone.append(c.name)
+    return gone
+
+
 @dataclass
 class Destroyed:
     containers: list[str] = field(default_factory=list)

@@ -410,7 +410,8 @@ def upgrade(dep: Deployment, engine: Engine | None, say: Say, dry_run: bool = Fa
     if dry_run:
         planned = describe_waves(plans) if remote else [ln for p in plans.values() for ln in describe(p)]
         steps = ["prechecks", "new passwords (genpwd)", "backup"] + planned \
-            + ["post-checks: every container healthy and on the new images; API versions"]
+            + ["remove the containers the new release no longer has",
+               "post-checks: every container healthy and on the new images; API versions"]
         return {"from": source, "to": target, "kind": kind, "dry_run": True, "steps": steps}
     added = genpwd(dep.configdir / "passwords.yml")
     if added:
@@ -433,6 +434,7 @@ def upgrade(dep: Deployment, engine: Engine | None, say: Say, dry_run: bool = Fa
     if result["error"]:
         raise DeployError(f"upgrade stopped: {result['error']}; run 'stackyard upgrade' again to finish it, or "
                           f"'stackyard rollback' to go back to {source} (backup {upgrade_state.backup})")
+    prune(dep, engine, say, inventories)
     post = postchecks(dep, engine, inventories)
     state.record(dep, engine, post.get("running"))
     upgrade_state.status, upgrade_state.finished = "done", time.time()
@@ -441,6 +443,25 @@ def upgrade(dep: Deployment, engine: Engine | None, say: Say, dry_run: bool = Fa
             "seconds": round(time.monotonic() - start, 1), "changed": result["changed"],
             "versions_before": upgrade_state.versions_before, "versions_after": post["versions"],
             "passwords_added": sorted(added)}
+
+
+def prune(dep: Deployment, engine: Engine | None, say: Say, inventories: list[Path] | None = None) -> list[str]:
+    """Remove, on every host, the deployment's containers its plan no longer has (the
+    release left behind ran services this one does not); returns ``host: name`` lines."""
+    gone: list[str] = []
+    if dep.remote_hosts:
+        result = multihost.run_op(dep, inventories or [], "prune", quiet=True)
+        if result.rc != 0:
+            raise DeployError(f"removing the containers the plan no longer has failed: "
+                              f"{result.first_error() or f'rc {result.rc}'}")
+        gone = [f"{t['host']}: {n}" for t in result.tasks for n in (t.get("result") or {}).get("removed", [])]
+    else:
+        assert engine is not None
+        for host, plan in dep.plans.items():
+            gone += [f"{host}: {n}" for n in agent_ops.prune(engine, dep.label, plan)]
+    if gone:
+        say("removed (not part of this release): " + ", ".join(gone))
+    return gone
 
 
 def postchecks(dep: Deployment, engine: Engine | None, inventories: list[Path] | None = None) -> dict[str, Any]:
@@ -527,6 +548,7 @@ def restore(dep: Deployment, engine: Engine | None, backup_id: str, say: Say,
         result = apply_local(restored, engine, say)
     if result["error"]:
         raise DeployError(f"restore of {taken.id}: {result['error']}; run the same command again")
+    prune(restored, engine, say, inventories)
     if restored.remote_hosts:
         problems, running = remote_check(restored, inventories or [])
         for problem in problems:

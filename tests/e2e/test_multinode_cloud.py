@@ -223,3 +223,81 @@ def test_a_redeploy_of_the_whole_cloud_changes_nothing(cloud):
     summary = json.loads(stackyard("deploy", "--format", "json", *cloud["common"], netns=True).stdout)
     print(f"no-op full cloud re-deploy on 2 hosts: {time.monotonic() - t0:.1f}s")
     assert summary["changed"] == 0, summary["hosts"]
+
+
+def nova_max_microversion(cloud) -> str:
+    versions = json.loads(openstack(cloud, "versions", "show", "--service", "compute", "--status", "CURRENT",
+                                    "-f", "json"))
+    return max((v["Max Microversion"] for v in versions if v.get("Max Microversion")),
+               key=lambda s: tuple(int(x) for x in s.split(".")))
+
+
+def images_on(node: str) -> dict[str, str]:
+    out = sh(["docker", "exec", f"{PREFIX}-{node}", "docker", "ps", "--format", "{{.Names}} {{.Image}}",
+              "--filter", "label=org.stackyard.managed"]).stdout
+    return dict(line.split() for line in out.splitlines() if line.strip())
+
+
+def started_at(node: str, container: str) -> str:
+    return on_node(node, "docker", "inspect", "-f", "{{.State.StartedAt}}", container, check=True).stdout.strip()
+
+
+def set_release(configdir: Path, release: str) -> None:
+    path = configdir / "globals.yml"
+    data = yaml.safe_load(path.read_text())
+    data["openstack_release"] = release
+    path.write_text(yaml.safe_dump(data))
+
+
+def services_up(cloud) -> bool:
+    """nova-compute (node2) and nova-conductor (node1) up, and every Neutron agent alive."""
+    states = {tuple(line.split()) for line in
+              openstack(cloud, "compute", "service", "list", "-c", "Binary", "-c", "Host", "-c", "State",
+                        "-f", "value").splitlines()}
+    agents = json.loads(openstack(cloud, "network", "agent", "list", "-f", "json"))
+    return {("nova-compute", "node2", "up"), ("nova-conductor", "node1", "up")} <= states \
+        and bool(agents) and all(a["Alive"] for a in agents)
+
+
+def test_upgrade_to_2026_1_host_by_host_then_rollback(cloud, wait_for):
+    """2025.1 -> 2026.1 (source images) on both hosts, then back: each service's containers
+    are recreated one host at a time, the data plane on node2 never restarts, the resources
+    made before stay, and the APIs report each release's versions."""
+    stackyard("build", "--push", "--registry", f"127.0.0.1:{REGISTRY_PORT}", "--namespace", NS,
+              "--install-type", "source", "--openstack-release", "2026.1", "--profile", "core",
+              "--work-dir", os.environ.get("STACKYARD_WORK_DIR", "/var/lib/stackyard/e2e-build"), timeout=3600)
+    configdir, common = cloud["configdir"], cloud["common"]
+    old_nova = nova_max_microversion(cloud)
+    network = json.loads(openstack(cloud, "network", "show", "mc-net", "-f", "json"))["id"]
+    vswitchd = started_at("node2", "openvswitch_vswitchd")
+    libvirt = started_at("node2", "nova_libvirt")
+
+    set_release(configdir, "2026.1")
+    plan = stackyard("upgrade", "--dry-run", *common, netns=True).stdout
+    assert re.search(r"nova: .* on node1, node2 \(one host at a time\)", plan), plan
+    t0 = time.monotonic()
+    up = stackyard("upgrade", *common, netns=True, timeout=3600)
+    print(f"multi-host upgrade 2025.1 -> 2026.1: {time.monotonic() - t0:.0f}s\n{up.stdout[-1500:]}")
+    assert re.search(r"backup \S+", up.stdout)
+    for node in ("node1", "node2"):
+        for name, image in images_on(node).items():
+            if name.startswith(("nova_", "neutron_", "keystone", "glance", "placement", "horizon")) \
+                    and name != "nova_libvirt":
+                assert image.endswith(":2026.1"), (node, name, image)
+    assert started_at("node2", "openvswitch_vswitchd") == vswitchd
+    assert started_at("node2", "nova_libvirt") == libvirt
+    new_nova = nova_max_microversion(cloud)
+    assert tuple(map(int, new_nova.split("."))) > tuple(map(int, old_nova.split("."))), (old_nova, new_nova)
+    wait_for(lambda: services_up(cloud), 180, "compute services and agents up on 2026.1")
+    assert json.loads(openstack(cloud, "network", "show", "mc-net", "-f", "json"))["id"] == network
+
+    t0 = time.monotonic()
+    stackyard("rollback", *common, netns=True, timeout=3600)
+    print(f"multi-host rollback: {time.monotonic() - t0:.0f}s")
+    assert yaml.safe_load((configdir / "globals.yml").read_text())["openstack_release"] == "2025.1"
+    for node in ("node1", "node2"):
+        assert not [i for i in images_on(node).values() if i.endswith(":2026.1")], images_on(node)
+    assert nova_max_microversion(cloud) == old_nova
+    assert started_at("node2", "openvswitch_vswitchd") == vswitchd
+    wait_for(lambda: services_up(cloud), 180, "compute services and agents up on 2025.1 again")
+    assert json.loads(openstack(cloud, "network", "show", "mc-net", "-f", "json"))["id"] == network

@@ -15,6 +15,7 @@ ops:
   galera_position   uuid/seqno of the stopped MariaDB member (mariadb-recovery)
   galera_bootstrap  start this member with --wsrep-new-cluster
   stop      stop the deployment's containers (``names`` to restrict)
+  prune     remove the deployment's containers the stored plan no longer has
   destroy   remove the deployment's containers, rendered config, host resources
             and (``volumes``) volumes
   check     every planned container running and healthy; ``images``: what
@@ -148,6 +149,10 @@ def main() -> None:
         elif op == "stop":
             stopped = ops.stop(engine, p["deployment"], p["names"], dry_run=check_mode)
             module.exit_json(changed=bool(stopped), detail=f"stopped {', '.join(stopped) or 'nothing'}")
+        elif op == "prune":
+            gone = ops.prune(engine, p["deployment"], stored_plan(p["config_root"]), dry_run=check_mode)
+            module.exit_json(changed=bool(gone), removed=gone,
+                             detail=f"removed {', '.join(gone)}" if gone else "nothing to remove")
         elif op == "destroy":
             gone = ops.destroy(engine, p["deployment"], load_plan(p["config_root"]), p["config_root"],
                                include_volumes=p["volumes"], dry_run=check_mode)

@@ -171,3 +171,39 @@ def test_the_upgrade_jobs_all_have_hooks_in_their_images() -> None:
                 / "hooks" / "upgrade"
             text = hook.read_text()
             assert job.step in text, (svc.name, job.step)
+
+
+class PruneEngine:
+    """The deployment's containers as an engine lists them; records removals."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.names = names
+        self.removed: list[str] = []
+
+    def containers(self, labels: list[str]) -> list:
+        from types import SimpleNamespace
+        assert any(lbl.endswith("=" + self.label) for lbl in labels), labels  # only this deployment's
+        return [SimpleNamespace(name=n, running=True) for n in self.names]
+
+    def remove(self, name: str) -> None:
+        self.removed.append(name)
+
+
+def test_a_rollback_removes_the_containers_only_the_newer_release_had(tmp_path: Path) -> None:
+    from stackyard.agent import ops as agent_ops
+    new = deployment(tmp_path)                                    # 2026.1: Neutron's RPC server and workers
+    (tmp_path / "old").mkdir()
+    old = deployment(tmp_path / "old", openstack_release="2025.1")
+    (host, new_plan), = new.plans.items()
+    (_, old_plan), = old.plans.items()
+    running = [s.name for s in new_plan.containers()] + ["x-upgrade_nova_db"]   # and a killed job's container
+    engine = PruneEngine(running)
+    engine.label = old.label
+    gone = agent_ops.prune(engine, old.label, old_plan)
+    assert set(gone) == set(engine.removed)
+    assert {"x-neutron_rpc_server", "x-neutron_periodic_workers", "x-upgrade_nova_db"} <= set(gone)
+    assert not set(gone) & {s.name for s in old_plan.containers()}
+    # converged on the same release: nothing to remove
+    engine = PruneEngine([s.name for s in new_plan.containers()])
+    engine.label = new.label
+    assert agent_ops.prune(engine, new.label, new_plan) == []
