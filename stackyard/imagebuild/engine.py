@@ -151,10 +151,42 @@ class Builder:
         self._lock = threading.Lock()
 
     def needs_build(self) -> list[str]:
-        """Selected images that no cache hit will cover (before anything runs)."""
+        """Selected images that no cache hit will cover (before anything runs).
+
+        The same test as :meth:`_build_one`: no image with the image's hash, or
+        one built on other parent images than this build will use (a parent
+        rebuilt with --no-cache has the same hash and a new ID), or a parent
+        that is built. A source build serves the wheel cache only when this
+        says something is built: the two must agree.
+        """
         self._index_local()
-        return [n for n in sorted(self.selected)
-                if self.config.no_cache or self.plans[n].hash not in self._by_hash]
+        pending: set[str] = set()
+        for name in self.graph.order():
+            if name not in self.selected:
+                continue
+            plan = self.plans[name]
+            cached = None if self.config.no_cache else self._by_hash.get(plan.hash)
+            if cached is None or any(p in pending for p in plan.parents) \
+                    or not self._cached_on_parents(cached, plan):
+                pending.add(name)
+        return sorted(pending)
+
+    def _cached_on_parents(self, image_id: str, plan: ImagePlan) -> bool:
+        """Before the build: was ``image_id`` built on the parent images this build will use
+        (a selected parent's cache hit, else what the parent's tag names)?"""
+        if not plan.parents:
+            return True
+        ids = []
+        for parent in plan.parents:
+            parent_id = self._by_hash.get(self.plans[parent].hash) if parent in self.selected else None
+            if parent_id is None:
+                image = self.engine.image(self.plans[parent].ref)
+                if image is None:
+                    return False
+                parent_id = image.id
+            ids.append(parent_id)
+        image = self.engine.image(image_id)
+        return image is not None and image.labels.get(PARENT_LABEL) == ",".join(ids)
 
     # -- cache lookups -----------------------------------------------------
     def _index_local(self) -> None:

@@ -188,6 +188,8 @@ def test_child_is_rebuilt_when_its_parent_image_changed(fake: FakeEngine, make_b
     assert again.status == BUILT and again.image_id != first["memcached"].image_id
     assert fake.build_calls[-1]["nocache"] is True
     del fake.by_id[first["memcached"].image_id]
+    # known before anything runs (a source build serves its wheels only then)
+    assert make_builder(fake, CHAIN).needs_build() == ["leaf"]
     results = make_builder(fake, CHAIN).run()
     # leaf's cached image was built on the old memcached: not a hit
     assert statuses(results) == {"base": CACHED, "memcached": CACHED, "leaf": BUILT}
