@@ -58,7 +58,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
     result = upgrade_mod.restore(dep, _engine_unless_remote(dep, args), args.backup, console().print, _reload(args),
                                  inventories(args))
     _print(args, result, [f"restored backup {result['backup']} (release {result['release']}) "
-                          f"in {result['seconds']:.0f}s"])
+                          f"in {result['seconds']:.0f}s; the APIs were unavailable for "
+                          f"{result['api_downtime_seconds']:.0f}s"])
     return 0
 
 
@@ -83,7 +84,8 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     result = upgrade_mod.rollback(dep, _engine_unless_remote(dep, args), console().print, _reload(args), args.backup,
                                   inventories(args))
     _print(args, result, [f"rolled back to release {result['release']} (backup {result['backup']}) "
-                          f"in {result['seconds']:.0f}s"])
+                          f"in {result['seconds']:.0f}s; the APIs were unavailable for "
+                          f"{result['api_downtime_seconds']:.0f}s (control plane stopped until healthy again)"])
     return 0
 
 

@@ -529,6 +529,7 @@ def restore(dep: Deployment, engine: Engine | None, backup_id: str, say: Say,
     """
     start = time.monotonic()
     taken = backup_mod.get(dep.configdir, backup_id)
+    stopped_at = time.monotonic()  # the APIs are down from here until the converge is healthy
     try:
         stopped = stop_control_plane(dep, engine, inventories)
     except DeployError as exc:
@@ -549,13 +550,14 @@ def restore(dep: Deployment, engine: Engine | None, backup_id: str, say: Say,
     if result["error"]:
         raise DeployError(f"restore of {taken.id}: {result['error']}; run the same command again")
     prune(restored, engine, say, inventories)
+    downtime = round(time.monotonic() - stopped_at, 1)
     if restored.remote_hosts:
         problems, running = remote_check(restored, inventories or [])
         for problem in problems:
             say(f"restore {taken.id}: warning: {problem}")
     state.record(restored, engine if not restored.remote_hosts else None, running)
     return {"backup": taken.id, "release": taken.release, "seconds": round(time.monotonic() - start, 1),
-            "changed": result["changed"]}
+            "api_downtime_seconds": downtime, "changed": result["changed"]}
 
 
 def rollback(dep: Deployment, engine: Engine | None, say: Say, reload: Callable[[], Deployment],

@@ -255,7 +255,8 @@ def test_after_the_upgrade_everything_is_there_on_the_new_release(cloud: Cloud, 
 def test_rollback_returns_to_2025_1_with_every_resource(cloud: Cloud, horizon_login, wait_for) -> None:
     result = json.loads(cloud.dep.run("rollback", "--format", "json", timeout=2400).stdout)
     assert result["release"] == OLD
-    print(f"rollback took {result['seconds']}s")
+    assert 0 < result["api_downtime_seconds"] <= result["seconds"], result
+    print(f"rollback took {result['seconds']}s, APIs unavailable {result['api_downtime_seconds']}s")
     assert yaml.safe_load((cloud.configdir / "globals.yml").read_text())["openstack_release"] == OLD
     running = {c.name: c for c in cloud.dep.containers()}
     for name in OPENSTACK:
