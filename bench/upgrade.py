@@ -204,6 +204,7 @@ def main() -> int:
             "rollback_longest_ping_gap_seconds": rollback["longest_ping_gap_seconds"],
             "upgrade_api_unavailable": upgrade["apis"],
             "rollback_api_unavailable": rollback["apis"],
+            "rollback_reported_api_downtime_seconds": rollback["result"].get("api_downtime_seconds"),
             "versions_before": upgrade["result"].get("versions_before"),
             "versions_after": upgrade["result"].get("versions_after"),
             "upgrade_containers_changed": upgrade["result"].get("changed"),

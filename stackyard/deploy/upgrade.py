@@ -505,12 +505,7 @@ def stop_control_plane(dep: Deployment, engine: Engine | None, inventories: list
     names = list(dict.fromkeys(control_plane(dep)))
     if not dep.remote_hosts:
         assert engine is not None
-        stopped = []
-        for name in names:
-            current = engine.container(name)
-            if current is not None and current.running:
-                engine.stop(name, 60)
-                stopped.append(name)
+        stopped = agent_ops.stop(engine, dep.label, names)
         return f"stopped {len(stopped)} control-plane containers"
     result = multihost.run_op(dep, inventories or [], "stop", args={"names": names}, quiet=True)
     if result.rc != 0:
