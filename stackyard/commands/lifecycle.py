@@ -25,6 +25,7 @@ def _engine_unless_remote(dep: Deployment, args: argparse.Namespace) -> Engine |
                           f"(a cloud half on each release is not a state it can back up or roll back)")
     return None if dep.remote_hosts else local_engine(dep)
 
+
 def _print(args: argparse.Namespace, result: dict[str, Any], text: list[str]) -> None:
     if args.format == "json":
         print(json.dumps(result, indent=2, sort_keys=True))

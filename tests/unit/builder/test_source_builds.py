@@ -128,7 +128,7 @@ def test_a_failing_wheel_fails_the_images_naming_the_package_and_tags_nothing(co
     assert {"openstack-base", "keystone"} <= set(out["failed"])
     assert "libvirt-python" in out["failed_reasons"]["keystone"]
     assert "stackyard/keystone:2026.1" not in engine.images_
-    assert not (tmp_path / "wheels" / "2026.1" / f".done-x").exists()
+    assert not (tmp_path / "wheels" / "2026.1" / ".done-x").exists()
     assert not list((tmp_path / "wheels" / "2026.1").glob(".done-*"))
 
 

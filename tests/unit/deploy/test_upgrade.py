@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stackyard.agent.model import StepKind
 from stackyard.deploy import backup, state
 from stackyard.deploy import plan as plan_mod
 from stackyard.deploy.passwords import genpwd
