@@ -58,6 +58,10 @@ class Backup:
     databases: list[str]
     files: dict[str, str] = field(default_factory=dict)  # name -> sha256
     dir: str = ""
+    #: what it was taken of (a restore refuses another deployment's backup)
+    deployment: str = ""
+    hosts: list[str] = field(default_factory=list)
+    name_prefix: str = ""
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -264,7 +268,9 @@ def create(dep: Deployment, engine: Engine | None, reason: str, say: Callable[[s
         backup = Backup(id=backup_id, created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                         release=deployed.release if deployed else str(dep.variables["openstack_release"]),
                         reason=reason, databases=dbs,
-                        files={p.name: _sha256(p) for p in sorted(target.iterdir())}, dir=str(target))
+                        files={p.name: _sha256(p) for p in sorted(target.iterdir())}, dir=str(target),
+                        deployment=dep.label, hosts=sorted(dep.plans),
+                        name_prefix=str(dep.variables.get("stackyard_name_prefix") or ""))
         write_atomic(target / "manifest.json", json.dumps(backup.to_dict(), indent=2, sort_keys=True) + "\n", 0o600)
     except BaseException:
         shutil.rmtree(target, ignore_errors=True)
@@ -295,6 +301,23 @@ def get(configdir: Path, backup_id: str) -> Backup:
                     raise DeployError(f"backup {backup_id}: {path} is missing or does not match its checksum")
             return b
     raise DeployError(f"backup {backup_id} not found in {root(configdir)} (stackyard backup --list)")
+
+
+def check_matches(dep: Deployment, backup: Backup) -> None:
+    """A backup goes back only into the deployment it was taken of: the same config dir,
+    hosts and container names (else its databases would land in another cloud)."""
+    problems = []
+    if backup.deployment and backup.deployment != dep.label:
+        problems.append(f"it was taken of the deployment in {backup.deployment}, not {dep.label}")
+    if backup.hosts and sorted(backup.hosts) != sorted(dep.plans):
+        problems.append(f"it was taken of hosts {', '.join(backup.hosts)}, this deployment has "
+                        f"{', '.join(sorted(dep.plans))}")
+    prefix = str(dep.variables.get("stackyard_name_prefix") or "")
+    if backup.deployment and backup.name_prefix != prefix:
+        problems.append(f"its containers are named {backup.name_prefix or '(no prefix)'}*, "
+                        f"this deployment's {prefix or '(no prefix)'}*")
+    if problems:
+        raise DeployError(f"backup {backup.id} does not match this deployment: " + "; ".join(problems))
 
 
 def restore_config(configdir: Path, backup: Backup) -> None:

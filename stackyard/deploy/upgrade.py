@@ -524,6 +524,7 @@ def restore(dep: Deployment, engine: Engine | None, backup_id: str, say: Say,
     """
     start = time.monotonic()
     taken = backup_mod.get(dep.configdir, backup_id)
+    backup_mod.check_matches(dep, taken)
     stopped_at = time.monotonic()  # the APIs are down from here until the converge is healthy
     try:
         stopped = stop_control_plane(dep, engine, inventories)

@@ -206,3 +206,21 @@ def test_a_rollback_removes_the_containers_only_the_newer_release_had(tmp_path: 
     engine = PruneEngine([s.name for s in new_plan.containers()])
     engine.label = new.label
     assert agent_ops.prune(engine, new.label, new_plan) == []
+
+
+def test_a_restore_refuses_a_backup_of_another_deployment(tmp_path: Path) -> None:
+    dep = deployment(tmp_path)
+    (host,) = dep.plans
+    ours = backup.Backup(id="b1", created="x", release="2025.1", reason="t", databases=[], deployment=dep.label,
+                         hosts=[host], name_prefix="x-")
+    backup.check_matches(dep, ours)  # its own: fine
+    for other, words in (
+        ({"deployment": "/elsewhere/etc-kolla"}, "taken of the deployment in /elsewhere/etc-kolla"),
+        ({"hosts": ["node1", "node2"]}, "taken of hosts node1, node2, this deployment has " + host),
+        ({"name_prefix": ""}, r"named \(no prefix\)\*, this deployment's x-\*"),
+    ):
+        theirs = backup.Backup(**{**ours.to_dict(), **other, "dir": ""})
+        with pytest.raises(DeployError, match="backup b1 does not match this deployment: .*" + words):
+            backup.check_matches(dep, theirs)
+    # a manifest written before these were recorded still restores
+    backup.check_matches(dep, backup.Backup(id="old", created="x", release="2025.1", reason="t", databases=[]))
