@@ -121,56 +121,43 @@ def mariadb_host(dep: Deployment) -> str:
     return host_running(dep, container, "mariadb")
 
 
+def _dump_file_play(name: str, host: str, remote: str, tasks: list[dict]) -> str:
+    """One play on ``host`` running ``tasks`` around the dump file ``remote``, which is
+    removed from the host whatever happened (it holds every database)."""
+    play = {"name": name, "hosts": [host], "gather_facts": False, "tasks": [{
+        "block": tasks,
+        "always": [{"name": "remove the dump from the host", "ansible.builtin.file": {"path": remote,
+                                                                                       "state": "absent"}}],
+    }]}
+    return yaml.safe_dump([play], sort_keys=False, width=1000)
+
+
 def render_dump_playbook(host: str, config_root: str, deployment: str, backup_id: str, container: str,
                          user: str, wanted: list[str], dest: Path) -> str:
-    """One play on ``host``: dump the databases to a 0600 file under <config_root>/.stackyard/,
-    fetch it to ``dest`` on the deploy host, and remove it from the host whatever happened.
-    The password is the extra var ``stackyard_db_password`` (never in the playbook)."""
+    """Dump the databases on ``host`` to a 0600 file under <config_root>/.stackyard/ and fetch
+    it to ``dest`` on the deploy host. The password is the extra var ``stackyard_db_password``
+    (never in the playbook)."""
     remote = str(agent_ops.dump_path(config_root, backup_id))
-    play = {
-        "name": f"back up the databases on {host}",
-        "hosts": [host],
-        "gather_facts": False,
-        "tasks": [{
-            "block": [
-                {"name": "dump the databases", "stackyard_host": {
-                    "op": "db_dump", "config_root": config_root, "deployment": deployment, "container": container,
-                    "user": user, "password": "{{ stackyard_db_password }}", "databases": list(wanted),
-                    "backup_id": backup_id}},
-                {"name": "fetch the dump", "ansible.builtin.fetch": {
-                    "src": remote, "dest": str(dest), "flat": True, "validate_checksum": True}},
-            ],
-            "always": [
-                {"name": "remove the dump from the host", "ansible.builtin.file": {"path": remote, "state": "absent"}},
-            ],
-        }],
-    }
-    return yaml.safe_dump([play], sort_keys=False, width=1000)
+    return _dump_file_play(f"back up the databases on {host}", host, remote, [
+        {"name": "dump the databases", "stackyard_host": {
+            "op": "db_dump", "config_root": config_root, "deployment": deployment, "container": container,
+            "user": user, "password": "{{ stackyard_db_password }}", "databases": list(wanted),
+            "backup_id": backup_id}},
+        {"name": "fetch the dump", "ansible.builtin.fetch": {
+            "src": remote, "dest": str(dest), "flat": True, "validate_checksum": True}},
+    ])
 
 
 def render_load_playbook(host: str, config_root: str, deployment: str, backup_id: str, container: str,
                          user: str, source: Path) -> str:
-    """One play on ``host``: copy the dump ``source`` there (0600), load it into MariaDB,
-    and remove it from the host whatever happened."""
+    """Copy the dump ``source`` to ``host`` (0600) and load it into MariaDB there."""
     remote = str(agent_ops.dump_path(config_root, backup_id))
-    play = {
-        "name": f"restore the databases on {host}",
-        "hosts": [host],
-        "gather_facts": False,
-        "tasks": [{
-            "block": [
-                {"name": "copy the dump", "ansible.builtin.copy": {"src": str(source), "dest": remote,
-                                                                  "mode": "0600"}},
-                {"name": "load the dump", "stackyard_host": {
-                    "op": "db_load", "config_root": config_root, "deployment": deployment, "container": container,
-                    "user": user, "password": "{{ stackyard_db_password }}", "path": remote}},
-            ],
-            "always": [
-                {"name": "remove the dump from the host", "ansible.builtin.file": {"path": remote, "state": "absent"}},
-            ],
-        }],
-    }
-    return yaml.safe_dump([play], sort_keys=False, width=1000)
+    return _dump_file_play(f"restore the databases on {host}", host, remote, [
+        {"name": "copy the dump", "ansible.builtin.copy": {"src": str(source), "dest": remote, "mode": "0600"}},
+        {"name": "load the dump", "stackyard_host": {
+            "op": "db_load", "config_root": config_root, "deployment": deployment, "container": container,
+            "user": user, "password": "{{ stackyard_db_password }}", "path": remote}},
+    ])
 
 
 def _run_db_play(dep: Deployment, inventories: list[Path], what: str, text: str) -> Any:

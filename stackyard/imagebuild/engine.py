@@ -167,26 +167,9 @@ class Builder:
             plan = self.plans[name]
             cached = None if self.config.no_cache else self._by_hash.get(plan.hash)
             if cached is None or any(p in pending for p in plan.parents) \
-                    or not self._cached_on_parents(cached, plan):
+                    or not self._on_top_of_parents(cached, plan):
                 pending.add(name)
         return sorted(pending)
-
-    def _cached_on_parents(self, image_id: str, plan: ImagePlan) -> bool:
-        """Before the build: was ``image_id`` built on the parent images this build will use
-        (a selected parent's cache hit, else what the parent's tag names)?"""
-        if not plan.parents:
-            return True
-        ids = []
-        for parent in plan.parents:
-            parent_id = self._by_hash.get(self.plans[parent].hash) if parent in self.selected else None
-            if parent_id is None:
-                image = self.engine.image(self.plans[parent].ref)
-                if image is None:
-                    return False
-                parent_id = image.id
-            ids.append(parent_id)
-        image = self.engine.image(image_id)
-        return image is not None and image.labels.get(PARENT_LABEL) == ",".join(ids)
 
     # -- cache lookups -----------------------------------------------------
     def _index_local(self) -> None:
@@ -244,6 +227,9 @@ class Builder:
         for parent in plan.parents:
             res = self.results.get(parent)
             parent_id = res.image_id if res and res.image_id else None
+            if parent_id is None and parent in self.selected:
+                # before the build (needs_build): the parent's cache hit
+                parent_id = self._by_hash.get(self.plans[parent].hash)
             if parent_id is None:
                 image = self.engine.image(self.plans[parent].ref)
                 if image is None:
