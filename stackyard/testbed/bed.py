@@ -21,6 +21,9 @@ from stackyard.errors import TestbedError
 from stackyard.testbed import inventory, net, nodes, procs
 from stackyard.testbed.config import TestbedConfig
 
+#: the node host key Ansible and ssh check (node-init makes it with ssh-keygen -A)
+HOST_KEY = "/etc/ssh/ssh_host_ed25519_key.pub"
+
 Log = Callable[[str], None]
 
 
@@ -131,6 +134,10 @@ def up(cfg: TestbedConfig, hosts: int, log: Log, rebuild: bool = False) -> dict[
         inventory.write_if_changed(cfg.inventory_file, inventory.render_inventory(cfg, hosts))
         inventory.write_if_changed(cfg.ssh_config_file, inventory.render_ssh_config(cfg, hosts))
         _wait_ssh(cfg, indexes)
+        # sshd answers, so node-init made the host keys: read them through the engine
+        running = nodes.list_nodes(engine, cfg)
+        keys = {i: nodes.exec_in(engine, running[i].name, ["cat", HOST_KEY]) for i in indexes}
+        inventory.write_if_changed(cfg.known_hosts_file, inventory.render_known_hosts(cfg, keys))
         log(f"test bed '{cfg.prefix}' up with {hosts} node(s) in {time.monotonic() - start:.1f}s; "
             f"inventory {cfg.inventory_file}")
         return status(cfg, engine)

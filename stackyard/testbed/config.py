@@ -165,6 +165,11 @@ class TestbedConfig:
         return self.state_dir / "ssh_config"
 
     @property
+    def known_hosts_file(self) -> Path:
+        """The nodes' SSH host keys, read from the nodes through the engine (not over SSH)."""
+        return self.state_dir / "known_hosts"
+
+    @property
     def registry_dir(self) -> Path:
         return self.state_dir / "registry"
 

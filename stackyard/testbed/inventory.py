@@ -26,8 +26,17 @@ REQUIRED_CHILDREN = {
 }
 _HEADER = re.compile(r"^\[([^\]]+)\]\s*$", re.MULTILINE)
 
-SSH_OPTIONS = ("-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
-               "-o LogLevel=ERROR")
+def ssh_options(cfg: TestbedConfig) -> str:
+    """Host keys checked against the test bed's own known_hosts (see :func:`render_known_hosts`):
+    whoever answers for a node's address gets nothing without the node's key."""
+    return f"-o StrictHostKeyChecking=yes -o UserKnownHostsFile={cfg.known_hosts_file} -o LogLevel=ERROR"
+
+
+def render_known_hosts(cfg: TestbedConfig, keys: dict[int, str]) -> str:
+    """known_hosts lines for node ``index`` -> its host public key (``ssh-ed25519 AAAA...``),
+    under its name and its address."""
+    return "".join(f"{cfg.hostname(i)},{cfg.node_address(i)} {' '.join(keys[i].split()[:2])}\n"
+                   for i in sorted(keys))
 
 
 def child_groups_text(all_in_one: str = ALL_IN_ONE) -> str:
@@ -71,7 +80,7 @@ def render_inventory(cfg: TestbedConfig, count: int) -> str:
             out += ["", f"[{group}:children]", parent]
     # Test beds share node addresses (each in its own namespace): Ansible's SSH
     # control sockets, keyed by address/port/user, must not be shared too.
-    out += ["", "[all:vars]", f"ansible_ssh_common_args='{SSH_OPTIONS}'",
+    out += ["", "[all:vars]", f"ansible_ssh_common_args='{ssh_options(cfg)}'",
             f"ansible_control_path_dir={cfg.state_dir / 'ssh-cp'}", ""]
     return "\n".join(out)
 
@@ -87,8 +96,8 @@ def render_ssh_config(cfg: TestbedConfig, count: int) -> str:
             "    User root",
             f"    IdentityFile {cfg.key_file}",
             "    IdentitiesOnly yes",
-            "    StrictHostKeyChecking no",
-            "    UserKnownHostsFile /dev/null",
+            "    StrictHostKeyChecking yes",
+            f"    UserKnownHostsFile {cfg.known_hosts_file}",
             "    LogLevel ERROR",
             "    ConnectTimeout 5",
             ""]

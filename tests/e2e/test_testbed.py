@@ -103,9 +103,19 @@ def test_ssh_from_namespace(bed: Bed) -> None:
     for node in NODES:
         assert bed.ssh(node, "hostname").stdout.strip() == node
     # by address too, with the inventory's key (what Ansible does)
-    proc = bed.in_ns("ssh", "-i", str(bed.state / "id_ed25519"), "-o", "StrictHostKeyChecking=no",
-                     "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "root@10.250.0.11", "hostname")
+    # with the host keys checked against the test bed's known_hosts
+    known = f"UserKnownHostsFile={bed.state / 'known_hosts'}"
+    proc = bed.in_ns("ssh", "-i", str(bed.state / "id_ed25519"), "-o", "StrictHostKeyChecking=yes",
+                     "-o", known, "-o", "BatchMode=yes", "root@10.250.0.11", "hostname")
     assert proc.stdout.strip() == "node1"
+    # a host whose key is not the recorded one gets nothing
+    wrong = bed.state / "wrong_known_hosts"
+    node1_key = next(ln for ln in (bed.state / "known_hosts").read_text().splitlines() if ln.startswith("node1,"))
+    wrong.write_text("10.250.0.12 " + node1_key.split(" ", 1)[1] + "\n")  # node2's address, node1's key
+    refused = bed.in_ns("ssh", "-i", str(bed.state / "id_ed25519"), "-o", "StrictHostKeyChecking=yes",
+                        "-o", f"UserKnownHostsFile={wrong}", "-o", "BatchMode=yes", "root@10.250.0.12",
+                        "hostname", check=False)
+    assert refused.returncode != 0 and "host key" in refused.stderr.lower(), refused.stderr
 
 
 def test_nodes_reach_each_other_and_nothing_else(bed: Bed) -> None:

@@ -46,7 +46,9 @@ def test_host_vars(tmp_path: Path) -> None:
     assert hv["ansible_python_interpreter"] == "/usr/bin/python3"
     assert hv["api_interface"] == hv["network_interface"] == "eth0"
     assert hv["tunnel_interface"] == "eth1"
-    assert "StrictHostKeyChecking=no" in hv["ansible_ssh_common_args"]
+    # host keys checked against the test bed's own known_hosts
+    assert "StrictHostKeyChecking=yes" in hv["ansible_ssh_common_args"]
+    assert "UserKnownHostsFile=/srv/tb/known_hosts" in hv["ansible_ssh_common_args"]
     assert inv.hosts["localhost"]["ansible_connection"] == "local"
     # SSH control sockets per test bed: two beds use the same node addresses
     assert hv["ansible_control_path_dir"] == "/srv/tb/ssh-cp"
@@ -74,7 +76,9 @@ def test_required_groups_added_when_missing() -> None:
 def test_ssh_config_and_hosts() -> None:
     ssh = inventory.render_ssh_config(CFG, 2)
     assert "Host node2 10.250.0.12" in ssh and "IdentityFile /srv/tb/id_ed25519" in ssh
-    assert "UserKnownHostsFile /dev/null" in ssh
+    assert "StrictHostKeyChecking yes" in ssh and "UserKnownHostsFile /srv/tb/known_hosts" in ssh
+    assert inventory.render_known_hosts(CFG, {2: "ssh-ed25519 AAAAkey2 root@node2\n", 1: "ssh-ed25519 AAAAkey1"}) == \
+        "node1,10.250.0.11 ssh-ed25519 AAAAkey1\nnode2,10.250.0.12 ssh-ed25519 AAAAkey2\n"
     hosts = inventory.render_hosts(CFG, 2)
     assert "10.250.0.11\tnode1\n10.250.0.12\tnode2\n" in hosts
 
