@@ -63,7 +63,8 @@ class ResourceKind(str, Enum):
     """Host resources outside the engine that a service creates and owns."""
 
     SHARED_MOUNT = "shared_mount"    # ``path`` bind-mounted on itself with shared propagation
-    VETH = "veth"                    # a veth pair ``name``/``peer``, both up
+    VETH = "veth"                    # a veth pair ``name``/``peer``, both up; ``address`` (CIDR)
+    #                                  on ``peer``, which then forwards nothing
     NETNS = "netns"                  # network namespaces under ``path`` named ``prefixes``*:
     #                                  made by the service's processes, removed by destroy
 
@@ -180,6 +181,8 @@ class HostResource:
     peer: str = ""
     path: str = ""
     prefixes: list[str] = field(default_factory=list)
+    #: VETH: an address (CIDR) for the host's end, ``peer``
+    address: str = ""
 
     def __post_init__(self) -> None:
         self.kind = ResourceKind(self.kind)

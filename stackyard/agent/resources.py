@@ -48,6 +48,31 @@ def _link_exists(name: str) -> bool:
     return _run(["ip", "link", "show", name], check=False).returncode == 0
 
 
+def _ensure_host_address(dev: str, address: str, dry_run: bool) -> list[str]:
+    """``address`` on ``dev``, and nothing arriving on ``dev`` forwarded elsewhere.
+
+    The host then sits on the network behind ``dev`` (the all-in-one's public
+    network: it reaches the floating IPs), while what the guests send to it
+    never leaves the machine through the host's routing table.
+    """
+    changed = []
+    shown = _run(["ip", "-o", "-4", "addr", "show", "dev", dev], check=False).stdout
+    if f" {address} " not in shown:
+        changed.append(f"{address} on {dev}")
+        if not dry_run:
+            _run(["ip", "addr", "replace", address, "dev", dev])
+    sysctl = Path(f"/proc/sys/net/ipv4/conf/{dev}/forwarding")
+    try:
+        forwarding = sysctl.read_text().strip()
+    except FileNotFoundError:  # dry run before the veth exists
+        forwarding = "1"
+    if forwarding != "0":
+        changed.append(f"forwarding off on {dev}")
+        if not dry_run:
+            sysctl.write_text("0\n")
+    return changed
+
+
 def ensure(owned: list[HostResource], dry_run: bool = False) -> list[str]:
     """Make every resource in ``owned`` exist; returns what changed (would change)."""
     changed: list[str] = []
@@ -73,6 +98,8 @@ def ensure(owned: list[HostResource], dry_run: bool = False) -> list[str]:
             if not dry_run:
                 for dev in (r.name, r.peer):
                     _run(["ip", "link", "set", dev, "up"])
+            if r.address:
+                changed += _ensure_host_address(r.peer, r.address, dry_run)
         elif r.kind == ResourceKind.NETNS:
             pass  # the service's own processes make them; only destroy acts on these
     return changed

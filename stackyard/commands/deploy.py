@@ -167,6 +167,25 @@ def cmd_mariadb_recovery(args: argparse.Namespace) -> int:
     return 0
 
 
+def init_runonce(dep: Deployment) -> dict[str, Any]:
+    """The day-1 resources (flavors, public and demo networks, key pair, SSH and ping allowed)."""
+    from stackyard.deploy import day1
+    from stackyard.deploy.clientfiles import admin_connection
+
+    plan = day1.plan_day1(dep.variables, dep.enabled, dep.configdir)
+    return day1.apply_day1(admin_connection(dep), plan, console().print)
+
+
+def cmd_init_runonce(args: argparse.Namespace) -> int:
+    dep = load_deployment(args)
+    report = init_runonce(dep)
+    if args.format == "json":
+        print(json.dumps(report, indent=2, sort_keys=True))
+    else:
+        console().print(f"day-1 resources: {len(report['changed'])} created, {len(report['present'])} present")
+    return 0
+
+
 def register(sub: Any) -> None:
     p = sub.add_parser("genpwd", help="fill passwords.yml with strong random secrets (mode 0600)")
     add_deploy_options(p)
@@ -193,6 +212,8 @@ def register(sub: Any) -> None:
         ("genconfig", cmd_genconfig, "render every host's config files only"),
         ("plan", cmd_plan, "print the full per-host plan as JSON (secrets masked)"),
         ("post-deploy", cmd_post_deploy, "write admin-openrc.sh and clouds.yaml"),
+        ("init-runonce", cmd_init_runonce, "day-1 resources, as kolla-ansible's init-runonce: flavors, "
+                                           "public and demo networks, key pair, ping and SSH allowed"),
         ("prechecks", cmd_prechecks, "engine reachable, ports free, images present, passwords complete"),
         ("check", cmd_check, "every enabled container running and healthy"),
         ("stop", cmd_stop, "stop this deployment's containers"),

@@ -69,3 +69,12 @@ def remove_client_files(configdir: Path) -> list[Path]:
             path.unlink()
             removed.append(path)
     return removed
+
+
+def admin_connection(dep: Deployment) -> Any:
+    """An openstacksdk connection as the cloud's admin (what clouds.yaml says), without reading files."""
+    import openstack
+
+    cloud = clouds(dep)["clouds"][CLOUD_NAME]
+    return openstack.connect(auth=cloud["auth"], region_name=cloud["region_name"], interface=cloud["interface"],
+                             identity_api_version="3", load_yaml_config=False, load_envvars=False)

@@ -21,6 +21,7 @@ class Package:
     sha256: str
     filename: str  # pool path; its basename is the .deb name
     depends: str = ""
+    pre_depends: str = ""
 
     @property
     def deb_name(self) -> str:
@@ -80,7 +81,7 @@ class Apt:
                 " is a Debian mirror configured in /etc/apt/sources.list?)")
         f = parse_show(res.stdout)
         return Package(f.get("Package", name), f.get("Version", ""), f.get("SHA256", ""),
-                       f.get("Filename", ""), f.get("Depends", ""))
+                       f.get("Filename", ""), f.get("Depends", ""), f.get("Pre-Depends", ""))
 
     def update(self) -> None:
         res = _run(["apt-get", "update"], timeout=900)

@@ -13,7 +13,8 @@ from stackyard.guest.apt import Apt
 from stackyard.guest.cpio import gzip_bytes, write_newc
 from stackyard.guest.errors import GuestImageError, GuestPackageError
 from stackyard.guest.modules import dependency_map, decompress_module, scan_modules, select_modules
-from stackyard.guest.plan import DROPBEAR_LIBS, GuestSpec, BuildPlan, initramfs_entries, plan_build
+from stackyard.guest import elf
+from stackyard.guest.plan import BuildPlan, GuestSpec, Tool, initramfs_entries, plan_build
 
 DEFAULT_WORK_DIR = Path("/var/lib/stackyard/guest")
 KERNEL_FILE, RAMDISK_FILE, DISK_FILE, MANIFEST_FILE = "vmlinuz", "initrd.img", "disk.img", "manifest.json"
@@ -64,13 +65,43 @@ def _busybox_applets(busybox: Path) -> list[str]:
         return []
 
 
-def _find_lib(roots: list[Path], soname: str) -> bytes:
+LIB_SEARCH = ("lib/x86_64-linux-gnu", "usr/lib/x86_64-linux-gnu", "lib64", "usr/lib64", "lib", "usr/lib")
+TOOL_SEARCH = ("usr/sbin", "usr/bin", "sbin", "bin")
+
+
+def _find_lib(roots: list[Path], soname: str, needed_by: str) -> bytes:
     for root in roots:
-        for d in ("lib/x86_64-linux-gnu", "usr/lib/x86_64-linux-gnu", "lib64", "usr/lib64"):
+        for d in LIB_SEARCH:
             p = root / d / soname
-            if p.exists():
+            if p.exists() or p.is_symlink():
                 return _read_link_in(root, p)
-    raise GuestPackageError(f"shared library {soname} (needed by dropbear) is in none of the downloaded packages")
+    raise GuestPackageError(f"shared library {soname} (needed by {needed_by}) is in none of the downloaded "
+                            "packages")
+
+
+def _find_tool(tree: Path, tool: Tool) -> bytes:
+    for d in TOOL_SEARCH:
+        p = tree / d / tool.name
+        if p.exists() or p.is_symlink():
+            return _read_link_in(tree, p)
+    raise GuestPackageError(f"package {tool.package} has no {tool.name} in {', '.join(TOOL_SEARCH)}")
+
+
+def library_closure(binaries: dict[str, bytes], roots: list[Path]) -> dict[str, bytes]:
+    """soname -> bytes of every shared object the binaries load (their loader included), transitively."""
+    libs: dict[str, bytes] = {}
+    queue = [(name, data) for name, data in binaries.items()]
+    while queue:
+        name, data = queue.pop(0)
+        wanted = list(elf.needed(data, name))
+        interp = elf.interpreter(data, name)
+        if interp:
+            wanted.insert(0, interp.rsplit("/", 1)[-1])
+        for soname in wanted:
+            if soname not in libs:
+                libs[soname] = _find_lib(roots, soname, name)
+                queue.append((soname, libs[soname]))
+    return libs
 
 
 def _read_link_in(root: Path, p: Path) -> bytes:
@@ -113,16 +144,16 @@ def execute(plan: BuildPlan, work_dir: Path, apt: Apt) -> GuestArtifacts:
 
         bb = _one([p for p in (trees[plan.busybox.name] / d / "busybox" for d in ("bin", "usr/bin")) if p.exists()],
                   "busybox binary", plan.busybox.name)
-        dropbear = libs = None
-        if spec.ssh:
-            roots = [trees[p.name] for p in plan.extra]
-            dropbear = _one([p for r in roots for p in (r / "usr/sbin/dropbear",) if p.exists()],
-                            "usr/sbin/dropbear", "dropbear-bin").read_bytes()
-            libs = {so: _find_lib(roots, so) for so in DROPBEAR_LIBS}
+        tools: dict[str, bytes] = {}
+        links: dict[str, str] = {}
+        for tool in spec.tools:
+            tools[tool.dest] = _find_tool(trees[tool.package], tool)
+            links.update({link: tool.dest for link in tool.links})
+        libs = library_closure(tools, [trees[p.name] for p in plan.extra])
 
         entries = initramfs_entries(busybox=bb.read_bytes(), applets=_busybox_applets(bb), kernel_version=kver,
                                     modules=modules, default_hostname=spec.default_hostname,
-                                    dropbear=dropbear, libs=libs)
+                                    tools=tools, links=links, libs=libs)
         stage = tmp / "out"
         stage.mkdir()
         shutil.copyfile(vmlinuz, stage / KERNEL_FILE)

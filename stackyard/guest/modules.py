@@ -17,11 +17,13 @@ from stackyard.guest.errors import GuestImageError
 #: Modules the guest cannot work without on Nova/libvirt (virtio NIC on PCI).
 REQUIRED_MODULES = ("virtio_pci", "virtio_net")
 #: Modules loaded when the kernel has them: disks, config drive (ISO 9660 on
-#: IDE/SATA CD-ROM or a virtio disk), entropy, serial console, ACPI power button.
+#: IDE/SATA CD-ROM or a virtio disk), entropy, serial console, ACPI power button;
+#: the root disk's filesystem and the overlay root on it (without them the guest
+#: runs from RAM alone).
 OPTIONAL_MODULES = (
     "virtio_blk", "virtio_scsi", "virtio_console", "virtio_rng", "virtio_balloon",
-    "ata_piix", "ahci", "sr_mod", "isofs", "vfat", "nls_iso8859_1", "nls_cp437",
-    "button", "evdev",
+    "ata_piix", "ahci", "sr_mod", "isofs", "vfat", "nls_iso8859_1", "nls_cp437", "nls_utf8", "nls_ascii",
+    "button", "evdev", "ext4", "overlay",
 )
 
 

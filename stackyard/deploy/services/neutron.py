@@ -198,6 +198,23 @@ SERVICE = Service(
                choices=("openvswitch",)),
         Option("neutron_physical_network", str, "physnet1", "Name of the provider network mapped to br-ex."),
         Option("neutron_of_listen_port", int, 6633, "OpenFlow port of the Open vSwitch agent's controller."),
+        # the day-1 resources (`stackyard init-runonce`, run by `stackyard up`): kolla-ansible's
+        # init-runonce takes these as EXT_NET_CIDR, EXT_NET_GATEWAY, EXT_NET_RANGE, DEMO_NET_CIDR
+        Option("stackyard_public_cidr", str, "172.24.4.0/24",
+               "Subnet of the flat public network public1 (floating IPs) that init-runonce creates "
+               "on neutron_physical_network."),
+        Option("stackyard_public_gateway", str, "",
+               "Gateway of public1; empty: the subnet's first address."),
+        Option("stackyard_public_range", str, "",
+               "Floating IP pool of public1 as FIRST-LAST; empty: the upper half of the subnet."),
+        Option("stackyard_public_on_host", bool, True,
+               "When neutron_external_interface is empty, give the host's end of br-ex's veth the "
+               "public gateway address, so the network host (the all-in-one's only host) reaches the "
+               "floating IPs; nothing arriving there is forwarded off the machine."),
+        Option("stackyard_demo_cidr", str, "10.0.0.0/24",
+               "Subnet of the demo project network demo-net that init-runonce creates."),
+        Option("stackyard_demo_dns", str, "",
+               "DNS server given to demo-net's guests; empty: none."),
     ),
     passwords=(Password("neutron_database_password"), Password("neutron_keystone_password"),
                Password("metadata_secret")),

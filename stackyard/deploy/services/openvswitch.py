@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 
 from stackyard.agent.model import Phase, ResourceKind, Step, StepKind
+from stackyard.deploy import day1
 from stackyard.deploy.context import PlanContext
 from stackyard.deploy.options import Option
 from stackyard.deploy.services.base import Group, Port, Service
@@ -41,6 +42,17 @@ def provider_veth(prefix: str) -> tuple[str, str]:
     return f"sy{tag}e0", f"sy{tag}e1"
 
 
+def host_public_address(ctx: PlanContext) -> str:
+    """The public gateway (CIDR) for the host's end of the veth, on the hosts whose
+    routers sit on br-ex (L3 agents), when ``stackyard_public_on_host`` says so."""
+    v = ctx.variables
+    if not (v.get("enable_neutron") and v.get("stackyard_public_on_host")):
+        return ""
+    if ctx.host not in ctx.hosts("neutron-l3-agent"):
+        return ""
+    return day1.public_network(v).gateway_cidr
+
+
 def plan(ctx: PlanContext) -> Phase:
     v = ctx.variables
     addr, port = v["api_interface_address"], v["ovsdb_port"]
@@ -64,7 +76,7 @@ def plan(ctx: PlanContext) -> Phase:
         # no external NIC given: br-ex gets one end of a veth pair attached to
         # nothing (no route off the machine)
         ext, peer = provider_veth(ctx.prefix)
-        ctx.resource(ResourceKind.VETH, name=ext, peer=peer)
+        ctx.resource(ResourceKind.VETH, name=ext, peer=peer, address=host_public_address(ctx))
     bridge = "br-ex"
     return Phase("openvswitch", [
         ctx.host_step(),

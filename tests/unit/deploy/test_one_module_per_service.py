@@ -78,7 +78,7 @@ PROBE = textwrap.dedent('''
     phase = next(ph for ph in p.phases if ph.name == "demo")
     print(json.dumps({
         "order": [s.name for s in services.ALL.values()],
-        "options": [k for k in schema.OPTIONS if "demo" in k],
+        "options": [k for k in schema.OPTIONS if k == "enable_demo" or k.startswith("demo_")],
         "passwords": {k: v.kind.value for k, v in services.passwords().items() if "demo" in k},
         "users": services.users()["demo"].uid,
         "profiles": services.build_profiles()["core"],

@@ -41,10 +41,12 @@ def test_duplicate_or_absolute_paths_are_rejected() -> None:
 
 
 def test_initramfs_layout() -> None:
-    entries = initramfs_entries(busybox=b"BB", applets=["bin/sh", "sbin/udhcpc", "usr/bin/wget"],
+    entries = initramfs_entries(busybox=b"BB", applets=["bin/sh", "sbin/udhcpc", "usr/bin/wget", "sbin/mke2fs"],
                                 kernel_version="6.1.0-1-cloud-amd64",
                                 modules=[("kernel/drivers/net/virtio_net.ko", b"KO")],
-                                dropbear=b"DB", libs={"libc.so.6": b"C", "ld-linux-x86-64.so.2": b"LD"})
+                                tools={"usr/sbin/dropbear": b"DB", "usr/sbin/mke2fs": b"ME"},
+                                links={"usr/sbin/mkfs.ext4": "usr/sbin/mke2fs"},
+                                libs={"libc.so.6": b"C", "ld-linux-x86-64.so.2": b"LD"})
     parsed = {name: (mode, data) for name, mode, _, data, _ in read_newc(write_newc(entries))}
     assert parsed["init"][0] == stat.S_IFREG | 0o755
     assert b"kernel/drivers/net/virtio_net.ko" in parsed["init"][1]
@@ -55,6 +57,12 @@ def test_initramfs_layout() -> None:
     assert parsed["usr/share/udhcpc/default.script"][0] == stat.S_IFREG | 0o755
     assert parsed["dev/console"][0] == stat.S_IFCHR | 0o600
     assert parsed["usr/sbin/dropbear"][1] == b"DB"
+    # a Debian tool replaces busybox's applet of that name (/sbin comes first in PATH)
+    assert "sbin/mke2fs" not in parsed and parsed["usr/sbin/mke2fs"][1] == b"ME"
+    assert parsed["usr/sbin/mkfs.ext4"] == (stat.S_IFLNK | 0o777, b"/usr/sbin/mke2fs")
+    assert parsed["var/run"] == (stat.S_IFLNK | 0o777, b"/run")  # Tempest reads /var/run/udhcpc.<if>.pid
+    assert parsed["sbin/stackyard-init"][0] == stat.S_IFREG | 0o755
+    assert parsed["usr/bin/sudo"][0] == stat.S_IFREG | 0o755
     assert parsed["lib64"] == (stat.S_IFLNK | 0o777, b"lib/x86_64-linux-gnu")
     assert parsed["lib/x86_64-linux-gnu/libc.so.6"][1] == b"C"
     assert parsed["root/.ssh"][0] == stat.S_IFDIR | 0o700

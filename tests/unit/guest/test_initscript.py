@@ -1,46 +1,82 @@
-from stackyard.guest.initscript import BANNER_PREFIX, render_init, render_udhcpc_script
+"""The guest's scripts: /init's two stages, the udhcpc hook, and the sudo and curl front-ends
+(the last two run here with /bin/sh: they are plain POSIX shell)."""
+
+import os
+import subprocess
+from pathlib import Path
+
+from stackyard.guest.initscript import (
+    BANNER_PREFIX, CURL, ROOT_LABEL, SUDO, render_init, render_stage2, render_udhcpc_script,
+)
 
 
-def test_init_prints_grepable_banner_with_hostname_and_address() -> None:
-    init = render_init(["kernel/drivers/net/virtio_net.ko"])
-    assert init.startswith("#!/bin/sh\n")
-    assert 'say "stackyard-guest: hostname=$HOSTNAME_MD address=$ADDRESS"' in init
-    assert BANNER_PREFIX == "stackyard-guest:"
-    assert "@" not in init.replace("e2e@", "")  # every placeholder replaced
-
-
-def test_init_mounts_loads_modules_and_runs_dhcp() -> None:
-    init = render_init(["kernel/drivers/virtio/virtio_ring.ko", "kernel/drivers/net/virtio_net.ko"])
+def test_stage1_loads_modules_then_roots_an_overlay_on_the_root_disk() -> None:
+    init = render_init(["kernel/drivers/virtio/virtio_ring.ko", "kernel/fs/overlayfs/overlay.ko"])
+    assert init.startswith("#!/bin/sh\n") and "@" not in init  # every placeholder replaced
     for fs in ("proc proc /proc", "sysfs sysfs /sys", "devtmpfs devtmpfs /dev"):
         assert f"mount -t {fs}" in init
-    assert "for m in kernel/drivers/virtio/virtio_ring.ko kernel/drivers/net/virtio_net.ko; do" in init
-    assert "udhcpc -i" in init and "-s /usr/share/udhcpc/default.script" in init
+    assert "for m in kernel/drivers/virtio/virtio_ring.ko kernel/fs/overlayfs/overlay.ko; do" in init
+    # formats only a blank disk, mounts only its own filesystem, else runs from RAM
+    assert f"ROOT_LABEL={ROOT_LABEL}" in init and 'mkfs.ext4 -q -F -L "$ROOT_LABEL"' in init
+    assert init.index("blank \"$ROOT\"") < init.index("mkfs.ext4")
+    assert "lowerdir=/,upperdir=/media/root/upper,workdir=/media/root/work" in init
+    assert 'exec chroot /newroot /sbin/stackyard-init "$DISK"' in init
+    assert init.rstrip().endswith('exec /sbin/stackyard-init ""')
 
 
-def test_init_reads_openstack_and_ec2_metadata_and_writes_keys() -> None:
-    init = render_init([])
-    assert "MD=http://169.254.169.254" in init
-    assert "/openstack/latest/meta_data.json" in init
-    assert "/latest/meta-data/hostname" in init
-    assert "/latest/meta-data/public-keys/0/openssh-key" in init
-    assert "/root/.ssh/authorized_keys" in init
+def test_stage2_banner_dhcp_metadata_keys_and_console() -> None:
+    init = render_stage2()
+    assert 'say "stackyard-guest: hostname=$HOSTNAME_MD address=$ADDRESS"' in init
+    assert BANNER_PREFIX == "stackyard-guest:" and "@" not in init
+    assert '-p "/var/run/udhcpc.$i.pid"' in init  # where Tempest's lease renewal reads the pid
+    for path in ("/openstack/latest/meta_data.json", "/latest/meta-data/hostname",
+                 "/latest/meta-data/public-keys/0/openssh-key", "/root/.ssh/authorized_keys"):
+        assert path in init
     assert "wget -q -T" not in init  # segfaults in Debian's static busybox 1.35
+    assert "/dev/ttyS0 /dev/tty0" in init and "while :; do" in init and "poweroff -f" in init
+    assert "DEFAULT_HOSTNAME='a b'" in render_stage2(default_hostname="a b")
 
 
-def test_init_writes_to_serial_and_vga_console_and_keeps_running() -> None:
-    init = render_init([])
-    assert "/dev/ttyS0 /dev/tty0" in init
-    assert "while :; do" in init
-    assert "poweroff -f" in init
-
-
-def test_default_hostname_is_shell_quoted() -> None:
-    assert "DEFAULT_HOSTNAME='a b'" in render_init([], default_hostname="a b")
-    assert "DEFAULT_HOSTNAME=plain-name" in render_init([], default_hostname="plain-name")
-
-
-def test_udhcpc_hook_configures_lease_and_records_address() -> None:
+def test_udhcpc_hook_configures_lease_and_keeps_an_unchanged_address() -> None:
     hook = render_udhcpc_script()
     assert 'ip -4 addr add "$ip/$prefix"' in hook
     assert "staticroutes" in hook and "default via" in hook
     assert 'echo "$ip/$prefix" > "/run/udhcpc.$interface.address"' in hook
+    renew = hook[hook.index("bound|renew)"):]
+    assert renew.index('grep -q " $ip/$prefix "') < renew.index("addr flush")
+
+
+def _script(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    path.chmod(0o755)
+    return path
+
+
+def test_sudo_runs_as_root_and_refuses_other_users(tmp_path: Path) -> None:
+    sudo = _script(tmp_path, "sudo", SUDO)
+    run = lambda *a: subprocess.run(["/bin/sh", str(sudo), *a], capture_output=True, text=True)  # noqa: E731
+    assert run("id", "-u").stdout.strip() == "0"
+    assert run("-u", "root", "--", "echo", "a b").stdout == "a b\n"
+    assert run("sh", "-c", 'echo "x" > /dev/null; echo done').stdout == "done\n"
+    assert run("-i", "echo", "$((1+2))").stdout == "3\n"
+    other = run("-u", "nobody", "id")
+    assert other.returncode == 1 and "only root" in other.stderr
+    assert run("-A", "id").returncode == 1
+    assert run().returncode == 1
+
+
+def test_curl_front_end_turns_curl_options_into_wget_ones(tmp_path: Path) -> None:
+    curl = _script(tmp_path, "curl", CURL)
+    _script(tmp_path, "wget", '#!/bin/sh\nfor a in "$@"; do printf "[%s]" "$a"; done\n')  # records its arguments
+    env = dict(os.environ, PATH=f"{tmp_path}:{os.environ['PATH']}")
+    run = lambda *a: subprocess.run(["/bin/sh", str(curl), *a], capture_output=True, text=True, env=env)  # noqa: E731
+    assert run("http://169.254.169.254/latest/meta-data/public-ipv4").stdout == \
+        "[-q][-O][-][http://169.254.169.254/latest/meta-data/public-ipv4]"
+    assert run("-s", "-X", "POST", "-d", "pw 1", "http://m/p").stdout == "[-q][-O][-][--post-data][pw 1][http://m/p]"
+    assert run("--data", "x", "-H", "A: b", "-o", "/tmp/f", "http://m/").stdout == \
+        "[-q][-O][/tmp/f][--post-data][x][--header][A: b][http://m/]"
+    refused = run("--compressed", "http://m/")
+    assert refused.returncode == 2 and "not supported" in refused.stderr
+    assert run("-X", "PUT", "http://m/").returncode == 2
+    assert run("-s").returncode == 2
