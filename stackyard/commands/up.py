@@ -3,7 +3,8 @@
 Writes all-in-one globals (if there are none) and passwords, builds whatever
 image the deployment needs and is missing (cached ones take seconds), runs
 the prechecks (a port another program holds is named, not waited for),
-deploys, writes the client files and uploads the guest image.
+deploys, writes the client files, uploads the guest image and makes the
+day-1 resources (``init-runonce``: flavors, public and demo networks, key pair).
 """
 
 from __future__ import annotations
@@ -100,6 +101,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         image_id = upload_guest(connect(CLOUD_NAME, str(clouds)), guest, "stackyard-guest",
                                 log=lambda m: print(m, file=sys.stderr))
         print(f"guest image stackyard-guest: {image_id}")
+        report = deploy_commands.init_runonce(dep)
+        print(f"day-1 resources: {len(report['changed'])} created, {len(report['present'])} present")
     print(f"\nThe cloud is up. Use it with:\n  source {openrc}\n  openstack token issue\n"
           f"(or OS_CLOUD={CLOUD_NAME} with {clouds})")
     return 0

@@ -116,10 +116,10 @@ def public_network(v: dict[str, Any]) -> PublicNetwork:
         if start <= gateway <= end:
             raise ConfigError(f"stackyard_public_range: {rng} holds the gateway {gateway}")
     else:
+        # the upper half of the subnet, or the lower half when the gateway is up there
         start, end = hosts[len(hosts) // 2], hosts[-1]
         if start <= gateway <= end:
-            raise ConfigError(f"stackyard_public_gateway: {gateway} is in the default floating IP pool "
-                              f"{start}-{end}; set stackyard_public_range")
+            start, end = hosts[0], hosts[len(hosts) // 2 - 1]
     return PublicNetwork(str(v["neutron_physical_network"]), str(net), str(gateway), str(start), str(end))
 
 

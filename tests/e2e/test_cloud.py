@@ -9,18 +9,24 @@ images it needs, deploys and uploads the guest image. Every command gets
 ``-e docker_namespace=<E2E namespace> -e stackyard_name_prefix=e2e-a-``, so the
 cloud runs the images scripts/test.sh built and names everything of its own.
 
-Then, with the real ``openstack`` CLI: a second ``up`` is a fast no-op, upload
-and download an image, boot the stackyard guest on a tenant network, read its
-console, ping it from the router namespace, ping its floating IP from a
-namespace on the public network, delete everything and check nothing leaked.
+Then, with the real ``openstack`` CLI: the day-1 resources are there (and a
+second ``init-runonce`` changes nothing), a second ``up`` is a fast no-op,
+upload and download an image, boot the stackyard guest on a tenant network,
+read its console, ping it from the router namespace, ping its floating IP from
+this host (which ``up`` put on the public network), delete everything and
+check nothing leaked. MariaDB runs without snapshot isolation (concurrent
+transactions on one row wait instead of failing), and concurrent Nova updates
+of one server all succeed. ``stackyard verify`` runs Tempest's smoke tests and
+``test_network_basic_ops`` against the cloud with no failure.
 Horizon is checked over HTTP and with a headless Chromium screenshot (saved in
 artifacts/). Last, an identity-only deployment B on 127.0.0.2 (prefix e2e-b-)
 is deployed, stopped and destroyed beside the cloud, which keeps running
 untouched.
 
-Addresses used (10.77.0.0/24 tenant, 10.99.0.0/24 public) exist only inside the
-bridges and namespaces the deployment and this test create; the rest is
-127.0.0.1 and 127.0.0.2.
+Addresses used (10.77.0.0/24 tenant, public1's 172.24.4.0/24 and demo-net's
+10.0.0.0/24, Tempest's 10.100.0.0/16) exist only inside the bridges and
+namespaces the deployment and this test create, and on the host end of the
+deployment's br-ex veth; the rest is 127.0.0.1 and 127.0.0.2.
 """
 
 from __future__ import annotations
@@ -166,7 +172,7 @@ def test_image_upload_and_download_are_identical(cloud: Cloud, tmp_path: Path) -
 
 
 def test_server_boots_gets_dhcp_and_metadata_and_answers_ping(cloud: Cloud, server_scenario) -> None:
-    server_scenario(cloud.dep, cloud.netns_dir, public_ns="e2e-a-pub", veth="e2ea-pub")
+    server_scenario(cloud.dep, cloud.netns_dir)
 
 
 def test_horizon_login_page_and_admin_login(cloud: Cloud, horizon_login) -> None:
@@ -184,6 +190,150 @@ def test_horizon_login_page_and_admin_login(cloud: Cloud, horizon_login) -> None
        f"--user-data-dir={ARTIFACTS / 'chromium-profile'}", "--window-size=1280,900",
        f"--screenshot={shot}", f"{base}/auth/login/", timeout=180)
     assert shot.exists() and shot.stat().st_size > 10_000
+
+
+# ----------------------------------------------------------------- day-1 resources
+def test_up_made_the_day1_resources_and_init_runonce_is_idempotent(cloud: Cloud) -> None:
+    flavors = {f["Name"]: f for f in osc_json(cloud, "flavor", "list")}
+    assert {"m1.nano", "m1.micro", "m1.tiny", "m1.small", "m1.medium", "m1.large", "m1.xlarge"} <= set(flavors)
+    assert (flavors["m1.tiny"]["RAM"], flavors["m1.tiny"]["Disk"]) == (512, 1)
+    public = osc_json(cloud, "network", "show", "public1")
+    assert public["router:external"] is True and public["provider:network_type"] == "flat"
+    assert public["provider:physical_network"] == "physnet1"
+    subnet = osc_json(cloud, "subnet", "show", "public1-subnet")
+    assert subnet["cidr"] == "172.24.4.0/24" and subnet["gateway_ip"] == "172.24.4.1"
+    assert subnet["enable_dhcp"] is False
+    router = osc_json(cloud, "router", "show", "demo-router")
+    assert router["external_gateway_info"]["network_id"] == public["id"]
+    ports = osc_json(cloud, "port", "list", "--router", "demo-router", "--network", "demo-net")
+    assert len(ports) == 1
+    assert osc_json(cloud, "keypair", "show", "mykey")["name"] == "mykey"
+    key = cloud.dep.configdir / "mykey"
+    assert key.stat().st_mode & 0o777 == 0o600 and (cloud.dep.configdir / "mykey.pub").is_file()
+    # the host sits on public1 at its gateway (the host end of br-ex's veth), forwarding nothing
+    veth = [r for r in plan_resources(cloud.dep, "veth")][0]
+    assert veth["address"] == "172.24.4.1/24"
+    assert "172.24.4.1/24" in sh("ip", "-o", "-4", "addr", "show", "dev", veth["peer"]).stdout
+    assert Path(f"/proc/sys/net/ipv4/conf/{veth['peer']}/forwarding").read_text().strip() == "0"
+
+    again = json.loads(cloud.dep.run("init-runonce", "--format", "json").stdout)
+    assert again["changed"] == [] and len(again["present"]) >= 14, again
+
+
+# ----------------------------------------------------------------- MariaDB under concurrency
+def mariadb_root(cloud: Cloud):
+    import pymysql
+
+    pw = yaml.safe_load((cloud.dep.configdir / "passwords.yml").read_text())["database_password"]
+    return pymysql.connect(host="127.0.0.1", port=3306, user="root", password=pw, autocommit=False)
+
+
+def test_concurrent_transactions_on_one_row_wait_instead_of_failing(cloud: Cloud) -> None:
+    """What nova's instance_info_caches updates do: T1 reads a row in a REPEATABLE-READ
+    transaction, T2 changes and commits it, then T1 updates it. With MariaDB 11.8's default
+    innodb_snapshot_isolation=ON, T1 fails with error 1020 (nova bug 2116186)."""
+    setup = mariadb_root(cloud)
+    with setup.cursor() as cur:
+        cur.execute("SELECT @@innodb_snapshot_isolation")
+        assert cur.fetchone()[0] == 0
+        cur.execute("CREATE DATABASE IF NOT EXISTS e2e_concurrency")
+        cur.execute("CREATE TABLE IF NOT EXISTS e2e_concurrency.cache (id INT PRIMARY KEY, v INT) ENGINE=InnoDB")
+        cur.execute("REPLACE INTO e2e_concurrency.cache VALUES (1, 0)")
+    setup.commit()
+    t1, t2 = mariadb_root(cloud), mariadb_root(cloud)
+    try:
+        with t1.cursor() as c1, t2.cursor() as c2:
+            c1.execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            c1.execute("START TRANSACTION")
+            c1.execute("SELECT v FROM e2e_concurrency.cache WHERE id = 1")
+            assert c1.fetchone()[0] == 0
+            c2.execute("UPDATE e2e_concurrency.cache SET v = 2 WHERE id = 1")
+            t2.commit()
+            c1.execute("UPDATE e2e_concurrency.cache SET v = v + 1 WHERE id = 1")  # error 1020 when ON
+            t1.commit()
+        with setup.cursor() as cur:
+            cur.execute("SELECT v FROM e2e_concurrency.cache WHERE id = 1")
+            assert cur.fetchone()[0] == 3
+    finally:
+        for conn in (t1, t2):
+            conn.close()
+        with setup.cursor() as cur:
+            cur.execute("DROP DATABASE IF EXISTS e2e_concurrency")
+        setup.close()
+
+
+def test_concurrent_nova_updates_of_one_server_all_succeed(cloud: Cloud) -> None:
+    """Metadata writes, floating IP (dis)associations and info-cache refreshes of one server
+    at once: every call succeeds and the server ends as asked."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    server = osc_json(cloud, "server", "create", "--image", "stackyard-guest", "--flavor", "m1.nano",
+                      "--network", "demo-net", "--wait", "e2e-concurrent", timeout=900)
+    fips: list[str] = []
+    try:
+        fips = [osc_json(cloud, "floating", "ip", "create", "public1")["floating_ip_address"] for _ in range(2)]
+        calls = [("server", "set", "--property", f"k{i}=v{i}", server["id"]) for i in range(8)]
+        calls += [("server", "add", "floating", "ip", server["id"], fip) for fip in fips]
+        with ThreadPoolExecutor(max_workers=len(calls)) as pool:
+            results = list(pool.map(lambda c: cloud.dep.openstack(*c, check=False), calls))
+        failed = [(c, r.stderr[-500:]) for c, r in zip(calls, results) if r.returncode != 0]
+        assert not failed, failed
+        with ThreadPoolExecutor(max_workers=len(fips) + 4) as pool:
+            more = [("server", "remove", "floating", "ip", server["id"], fip) for fip in fips]
+            more += [("server", "unset", "--property", f"k{i}", server["id"]) for i in range(4)]
+            results = list(pool.map(lambda c: cloud.dep.openstack(*c, check=False), more))
+        failed = [(c, r.stderr[-500:]) for c, r in zip(more, results) if r.returncode != 0]
+        assert not failed, failed
+        shown = osc_json(cloud, "server", "show", server["id"])
+        props = shown["properties"]
+        assert {f"k{i}" for i in range(4, 8)} == set(props) and shown["status"] == "ACTIVE", shown
+    finally:
+        cloud.dep.openstack("server", "delete", "--wait", server["id"], check=False, timeout=600)
+        for fip in fips:
+            cloud.dep.openstack("floating", "ip", "delete", fip, check=False)
+
+
+# ----------------------------------------------------------------- stackyard verify (Tempest)
+VERIFY_WORK = os.environ.get("STACKYARD_VERIFY_WORK_DIR", "/var/lib/stackyard/e2e-verify")
+
+
+def run_verify(cloud: Cloud, *args: str) -> tuple[subprocess.CompletedProcess, dict]:
+    proc = cloud.dep.run("verify", *args, "--format", "json", "--work-dir", VERIFY_WORK,
+                         "--guest-work-dir", str(cloud.guest_work), check=False, timeout=5400)
+    try:
+        doc = json.loads(proc.stdout)
+    except ValueError:
+        raise AssertionError(f"verify {args} printed no summary (exit {proc.returncode}):\n"
+                             f"{proc.stderr[-5000:]}") from None
+    print(f"verify {' '.join(args)}: {doc['passed']} passed, {doc['failed']} failed, {doc['skipped']} skipped "
+          f"in {doc['seconds']}s (run dir {doc['run_dir']})")
+    for skip in doc["skips"]:
+        print(f"  skipped {skip['test']}: {skip['reason']}")
+    return proc, doc
+
+
+def test_verify_smoke_passes(cloud: Cloud) -> None:
+    proc, doc = run_verify(cloud, "smoke")
+    failures = "\n".join(f"{f['test']}: {' / '.join(f['error'])}" for f in doc["failures"])
+    assert doc["failed"] == 0 and proc.returncode == 0, failures
+    assert doc["passed"] >= 80, doc["passed"]
+    # the servers Tempest booted were reached over SSH on floating IPs: the scenario ran, not skipped
+    assert not any("test_server_basic_ops" in s["test"] or "test_network_basic_ops" in s["test"]
+                   for s in doc["skips"]), doc["skips"]
+    run_dir = Path(doc["run_dir"])
+    conf = run_dir / "tempest.conf"
+    assert conf.stat().st_mode & 0o777 == 0o600 and run_dir.stat().st_mode & 0o777 == 0o700
+    assert (run_dir / "results.subunit").stat().st_size > 0
+    assert json.loads((run_dir / "summary.json").read_text())["passed"] == doc["passed"]
+    password = yaml.safe_load((cloud.dep.configdir / "passwords.yml").read_text())["keystone_admin_password"]
+    assert password not in proc.stdout + proc.stderr and password not in (run_dir / "summary.txt").read_text()
+
+
+def test_verify_network_basic_ops_all_pass(cloud: Cloud) -> None:
+    proc, doc = run_verify(cloud, r"tempest\.scenario\.test_network_basic_ops", "--concurrency", "2")
+    failures = "\n".join(f"{f['test']}: {' / '.join(f['error'])}" for f in doc["failures"])
+    assert doc["failed"] == 0 and proc.returncode == 0, failures
+    assert doc["passed"] >= 8 and doc["passed"] + doc["skipped"] >= 10, doc
 
 
 # ----------------------------------------------------------------- a second deployment beside it

@@ -147,6 +147,8 @@ def test_host_resources_are_declared_with_a_host_step(tmp_path):
     assert netns.path == "/run/netns" and {"qdhcp-", "qrouter-"} <= set(netns.prefixes)
     veth = by_kind[("openvswitch", ResourceKind.VETH)]
     assert (veth.name, veth.peer) == ("sy-ext0", "sy-ext1")
+    # the host's end sits on the public network at its gateway (it reaches the floating IPs)
+    assert veth.address == "172.24.4.1/24"
     # each owning service's phase makes its resources first, before any container needs them
     for service in ("neutron", "openvswitch"):
         phase = next(p for p in plan.phases if p.name == service)
@@ -157,3 +159,19 @@ def test_host_resources_are_declared_with_a_host_step(tmp_path):
     # services with no host resources have no host step
     assert not [s for p in plan.phases if p.name not in ("neutron", "openvswitch") for s in p.steps
                 if s.kind == StepKind.HOST]
+
+
+def test_public_gateway_on_the_host_follows_its_options(tmp_path):
+    def veth(name, **extra):
+        configdir = tmp_path / name
+        configdir.mkdir()
+        genpwd(configdir / "passwords.yml")
+        (configdir / "globals.yml").write_text(yaml.safe_dump({**CLOUD, **extra}))
+        dep = plan_mod.load(configdir)
+        plan = plan_mod.make_plans(dep)["localhost"]
+        return [r for r in plan.resources if r.kind == ResourceKind.VETH]
+
+    assert veth("other", stackyard_public_cidr="192.168.77.0/24",
+                stackyard_public_gateway="192.168.77.254")[0].address == "192.168.77.254/24"
+    assert veth("off", stackyard_public_on_host=False)[0].address == ""
+    assert veth("nic", neutron_external_interface="eth1") == []  # a real NIC: no veth, no address
