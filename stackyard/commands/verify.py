@@ -28,6 +28,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if args.concurrency < 1:
         raise ConfigError(f"--concurrency {args.concurrency}: at least 1")
     sel = selection.select(args.pattern, Path(args.exclude_list) if args.exclude_list else None)
+    runner.check_host_programs()
     dep = load_deployment(args)
     say = console().print
     conn = admin_connection(dep)

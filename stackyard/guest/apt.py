@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import glob
 import hashlib
+import json
+import os
 import re
 import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 from stackyard.guest.errors import GuestPackageError, GuestToolError
 
@@ -60,17 +64,57 @@ def _run(cmd: list[str], cwd: Path | None = None, timeout: int = 900) -> subproc
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
 
-class Apt:
-    """The host's apt: resolve candidates, download .debs, unpack them."""
+#: what decides apt's candidates: the package lists, the sources, pinning and the installed versions
+APT_STATE_GLOBS = ("/var/lib/apt/lists/*Packages*", "/etc/apt/sources.list", "/etc/apt/sources.list.d/*",
+                   "/etc/apt/preferences", "/etc/apt/preferences.d/*", "/var/lib/dpkg/status")
 
-    def __init__(self, update: bool = True) -> None:
+
+def apt_state_fingerprint(globs: tuple[str, ...] = APT_STATE_GLOBS) -> str:
+    """Path, size and mtime of every file apt's candidate selection reads: when none of
+    them changed, ``apt-cache show`` answers what it answered last time."""
+    h = hashlib.sha256()
+    for pattern in globs:
+        for path in sorted(glob.glob(pattern)):
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            h.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+class Apt:
+    """The host's apt: resolve candidates, download .debs, unpack them.
+
+    ``memo_file``: resolutions are kept there with the fingerprint of apt's state
+    (:func:`apt_state_fingerprint`) and reused while it is unchanged. Each
+    ``apt-cache show`` loads apt's whole cache (most of a second), and a guest
+    with its tools' library closure resolves dozens of packages.
+    """
+
+    def __init__(self, update: bool = True, memo_file: Path | None = None,
+                 fingerprint: Callable[[], str] = apt_state_fingerprint) -> None:
         self._may_update = update
         self._updated = False
+        self._memo_file = memo_file
+        self._fingerprint = fingerprint
+        self._memo: dict[str, dict[str, str]] = {}
+        self._memo_changed = False
+        if memo_file is not None:
+            try:
+                doc = json.loads(memo_file.read_text())
+                if doc.get("fingerprint") == fingerprint():
+                    self._memo = dict(doc.get("packages", {}))
+            except (OSError, ValueError, AttributeError):
+                pass  # no memo, or an unreadable one: resolve afresh
 
     def _show(self, name: str) -> subprocess.CompletedProcess:
         return _run(["apt-cache", "show", "--no-all-versions", name])
 
     def resolve(self, name: str) -> Package:
+        known = self._memo.get(name)
+        if known is not None:
+            return Package(**known)
         res = self._show(name)
         if (res.returncode != 0 or not res.stdout.strip()) and self._may_update and not self._updated:
             self.update()
@@ -80,12 +124,27 @@ class Apt:
                 f"apt package {name} not found (apt-get update{' ran' if self._updated else ' skipped'};"
                 " is a Debian mirror configured in /etc/apt/sources.list?)")
         f = parse_show(res.stdout)
-        return Package(f.get("Package", name), f.get("Version", ""), f.get("SHA256", ""),
-                       f.get("Filename", ""), f.get("Depends", ""), f.get("Pre-Depends", ""))
+        pkg = Package(f.get("Package", name), f.get("Version", ""), f.get("SHA256", ""),
+                      f.get("Filename", ""), f.get("Depends", ""), f.get("Pre-Depends", ""))
+        self._memo[name] = asdict(pkg)
+        self._memo_changed = True
+        return pkg
+
+    def save_memo(self) -> None:
+        """Write the resolutions made so far (after an ``apt-get update``, under the new fingerprint)."""
+        if self._memo_file is None or not self._memo_changed:
+            return
+        tmp = self._memo_file.with_name(self._memo_file.name + ".tmp")
+        tmp.write_text(json.dumps({"fingerprint": self._fingerprint(), "packages": self._memo},
+                                  indent=1, sort_keys=True) + "\n")
+        tmp.replace(self._memo_file)
+        self._memo_changed = False
 
     def update(self) -> None:
         res = _run(["apt-get", "update"], timeout=900)
         self._updated = True
+        self._memo.clear()  # new lists: what was resolved before may have changed
+        self._memo_changed = True
         if res.returncode != 0:
             last = (res.stderr.strip().splitlines() or ["apt-get update failed"])[-1]
             raise GuestPackageError(f"apt-get update failed: {last}")

@@ -17,6 +17,8 @@ from stackyard.guest import elf
 from stackyard.guest.plan import BuildPlan, GuestSpec, Tool, initramfs_entries, plan_build
 
 DEFAULT_WORK_DIR = Path("/var/lib/stackyard/guest")
+#: apt resolutions kept between builds (see :class:`~stackyard.guest.apt.Apt`)
+APT_MEMO_FILE = "apt-resolved.json"
 KERNEL_FILE, RAMDISK_FILE, DISK_FILE, MANIFEST_FILE = "vmlinuz", "initrd.img", "disk.img", "manifest.json"
 
 
@@ -180,8 +182,12 @@ def build_guest(work_dir: Path | str = DEFAULT_WORK_DIR, spec: GuestSpec | None 
     except OSError as exc:
         raise GuestImageError(f"cannot create work dir {work_dir}: {exc.strerror}") from None
     spec = spec or GuestSpec()
-    apt = apt or Apt()
+    apt = apt or Apt(memo_file=work_dir / APT_MEMO_FILE)
     plan = plan_build(spec, apt.resolve)
+    try:
+        apt.save_memo()
+    except OSError:
+        pass  # only a speed-up: the next build resolves again
     if not force:
         existing = _load(plan.out_dir(work_dir))
         if existing is not None and existing.key == plan.key:

@@ -12,6 +12,7 @@ so an interrupted one is redone. Each run gets ``<work>/runs/<UTC time>/``
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -37,6 +38,18 @@ class VerifyError(StackyardError):
 
 def venv_dir(work_dir: Path, version: str = TEMPEST_VERSION) -> Path:
     return work_dir / f"tempest-{version}"
+
+
+#: programs Tempest runs on this host, and the Debian package that has each
+HOST_PROGRAMS = {"ping": "iputils-ping"}
+
+
+def check_host_programs(which: Callable[[str], str | None] = shutil.which) -> None:
+    """Tempest's scenario tests ping servers' floating IPs with the host's own ``ping``;
+    without it they fail one by one, minutes in. Say so before anything runs."""
+    missing = sorted(f"{prog} (apt-get install {pkg})" for prog, pkg in HOST_PROGRAMS.items() if which(prog) is None)
+    if missing:
+        raise VerifyError(f"verify: Tempest needs on this host: {', '.join(missing)}")
 
 
 def ensure_venv(work_dir: Path, say: Callable[[str], None], version: str = TEMPEST_VERSION) -> Path:
@@ -121,6 +134,7 @@ def run(bin_dir: Path, run_dir: Path, sel: Selection, concurrency: int, say: Cal
         assert proc.stdout is not None
         for line in proc.stdout:
             log.write(line)
+            log.flush()  # tail -f tempest-run.log follows the run
             say(line.rstrip("\n"))
         code = proc.wait()
     return code, time.monotonic() - start

@@ -263,17 +263,23 @@ def test_concurrent_transactions_on_one_row_wait_instead_of_failing(cloud: Cloud
 
 
 def test_concurrent_nova_updates_of_one_server_all_succeed(cloud: Cloud) -> None:
-    """Metadata writes, floating IP (dis)associations and info-cache refreshes of one server
-    at once: every call succeeds and the server ends as asked."""
+    """Metadata writes, floating IP (dis)associations and the info-cache refreshes they
+    trigger, all on one server at once: every call succeeds and the server ends as asked.
+    The server has two ports, so each of its fixed IPs can take a floating IP."""
     from concurrent.futures import ThreadPoolExecutor
 
-    server = osc_json(cloud, "server", "create", "--image", "stackyard-guest", "--flavor", "m1.nano",
-                      "--network", "demo-net", "--wait", "e2e-concurrent", timeout=900)
+    ports = [osc_json(cloud, "port", "create", "--network", "demo-net", f"e2e-concurrent-{i}") for i in range(2)]
     fips: list[str] = []
+    server: dict = {}
     try:
-        fips = [osc_json(cloud, "floating", "ip", "create", "public1")["floating_ip_address"] for _ in range(2)]
+        server = osc_json(cloud, "server", "create", "--image", "stackyard-guest", "--flavor", "m1.nano",
+                          *[arg for p in ports for arg in ("--port", p["id"])], "--wait", "e2e-concurrent",
+                          timeout=900)
+        fixed = [p["fixed_ips"][0]["ip_address"] for p in ports]
+        fips = [osc_json(cloud, "floating", "ip", "create", "public1")["floating_ip_address"] for _ in fixed]
         calls = [("server", "set", "--property", f"k{i}=v{i}", server["id"]) for i in range(8)]
-        calls += [("server", "add", "floating", "ip", server["id"], fip) for fip in fips]
+        calls += [("server", "add", "floating", "ip", "--fixed-ip-address", ip, server["id"], fip)
+                  for ip, fip in zip(fixed, fips)]
         with ThreadPoolExecutor(max_workers=len(calls)) as pool:
             results = list(pool.map(lambda c: cloud.dep.openstack(*c, check=False), calls))
         failed = [(c, r.stderr[-500:]) for c, r in zip(calls, results) if r.returncode != 0]
@@ -285,12 +291,16 @@ def test_concurrent_nova_updates_of_one_server_all_succeed(cloud: Cloud) -> None
         failed = [(c, r.stderr[-500:]) for c, r in zip(more, results) if r.returncode != 0]
         assert not failed, failed
         shown = osc_json(cloud, "server", "show", server["id"])
-        props = shown["properties"]
-        assert {f"k{i}" for i in range(4, 8)} == set(props) and shown["status"] == "ACTIVE", shown
+        assert {f"k{i}" for i in range(4, 8)} == set(shown["properties"]) and shown["status"] == "ACTIVE", shown
+        for fip in fips:
+            assert osc_json(cloud, "floating", "ip", "show", fip)["port_id"] is None
     finally:
-        cloud.dep.openstack("server", "delete", "--wait", server["id"], check=False, timeout=600)
+        if server:
+            cloud.dep.openstack("server", "delete", "--wait", server["id"], check=False, timeout=600)
         for fip in fips:
             cloud.dep.openstack("floating", "ip", "delete", fip, check=False)
+        for port in ports:
+            cloud.dep.openstack("port", "delete", port["id"], check=False)
 
 
 # ----------------------------------------------------------------- stackyard verify (Tempest)

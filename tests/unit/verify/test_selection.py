@@ -56,3 +56,9 @@ def test_run_dirs_are_private_and_unique(tmp_path: Path) -> None:
     assert a.stat().st_mode & 0o777 == 0o700
     runner.write_private(a / "tempest.conf", "secret")
     assert (a / "tempest.conf").stat().st_mode & 0o777 == 0o600
+
+
+def test_a_missing_host_ping_is_named_before_tempest_runs() -> None:
+    with pytest.raises(runner.VerifyError, match=r"ping \(apt-get install iputils-ping\)"):
+        runner.check_host_programs(which=lambda prog: None)
+    runner.check_host_programs(which=lambda prog: f"/usr/bin/{prog}")  # present: no error
