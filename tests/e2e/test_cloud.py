@@ -16,8 +16,8 @@ read its console, ping it from the router namespace, ping its floating IP from
 this host (which ``up`` put on the public network), delete everything and
 check nothing leaked. MariaDB runs without snapshot isolation (concurrent
 transactions on one row wait instead of failing), and concurrent Nova updates
-of one server all succeed. ``stackyard verify`` runs Tempest's smoke tests and
-``test_network_basic_ops`` against the cloud with no failure.
+of one server all succeed. ``stackyard verify`` runs Tempest's smoke tests, then the hot-plug
+and DHCP-renewal scenarios of ``test_network_basic_ops``, with no failure.
 Horizon is checked over HTTP and with a headless Chromium screenshot (saved in
 artifacts/). Last, an identity-only deployment B on 127.0.0.2 (prefix e2e-b-)
 is deployed, stopped and destroyed beside the cloud, which keeps running
@@ -263,10 +263,22 @@ def test_concurrent_transactions_on_one_row_wait_instead_of_failing(cloud: Cloud
 
 
 def test_concurrent_nova_updates_of_one_server_all_succeed(cloud: Cloud) -> None:
-    """Metadata writes, floating IP (dis)associations and the info-cache refreshes they
-    trigger, all on one server at once: every call succeeds and the server ends as asked.
-    The server has two ports, so each of its fixed IPs can take a floating IP."""
+    """What broke nova bug 2116186: floating IP (dis)associations, whose network-changed
+    events make nova-compute rewrite the server's instance_info_caches row, while metadata
+    writes save the same instance. Every call must succeed (with MariaDB 11.8's snapshot
+    isolation on, some fail with a 400 or 500 on error 1020) and the addresses end as asked.
+
+    Metadata keys are not checked one by one: Nova's metadata API stores the whole set it
+    computed, so concurrent writers may drop each other's keys. That is Nova's behaviour
+    under any database. The server has two ports, so each of its fixed IPs takes a floating IP.
+    """
     from concurrent.futures import ThreadPoolExecutor
+
+    def all_succeed(calls: list[tuple[str, ...]]) -> None:
+        with ThreadPoolExecutor(max_workers=len(calls)) as pool:
+            results = list(pool.map(lambda c: cloud.dep.openstack(*c, check=False), calls))
+        failed = [(c, r.stderr[-500:]) for c, r in zip(calls, results) if r.returncode != 0]
+        assert not failed, failed
 
     ports = [osc_json(cloud, "port", "create", "--network", "demo-net", f"e2e-concurrent-{i}") for i in range(2)]
     fips: list[str] = []
@@ -277,23 +289,17 @@ def test_concurrent_nova_updates_of_one_server_all_succeed(cloud: Cloud) -> None
                           timeout=900)
         fixed = [p["fixed_ips"][0]["ip_address"] for p in ports]
         fips = [osc_json(cloud, "floating", "ip", "create", "public1")["floating_ip_address"] for _ in fixed]
-        calls = [("server", "set", "--property", f"k{i}=v{i}", server["id"]) for i in range(8)]
-        calls += [("server", "add", "floating", "ip", "--fixed-ip-address", ip, server["id"], fip)
-                  for ip, fip in zip(fixed, fips)]
-        with ThreadPoolExecutor(max_workers=len(calls)) as pool:
-            results = list(pool.map(lambda c: cloud.dep.openstack(*c, check=False), calls))
-        failed = [(c, r.stderr[-500:]) for c, r in zip(calls, results) if r.returncode != 0]
-        assert not failed, failed
-        with ThreadPoolExecutor(max_workers=len(fips) + 4) as pool:
-            more = [("server", "remove", "floating", "ip", server["id"], fip) for fip in fips]
-            more += [("server", "unset", "--property", f"k{i}", server["id"]) for i in range(4)]
-            results = list(pool.map(lambda c: cloud.dep.openstack(*c, check=False), more))
-        failed = [(c, r.stderr[-500:]) for c, r in zip(more, results) if r.returncode != 0]
-        assert not failed, failed
-        shown = osc_json(cloud, "server", "show", server["id"])
-        assert {f"k{i}" for i in range(4, 8)} == set(shown["properties"]) and shown["status"] == "ACTIVE", shown
+        all_succeed([("server", "set", "--property", f"k{i}=v{i}", server["id"]) for i in range(6)]
+                    + [("server", "add", "floating", "ip", "--fixed-ip-address", ip, server["id"], fip)
+                       for ip, fip in zip(fixed, fips)])
+        for ip, fip in zip(fixed, fips):
+            assert osc_json(cloud, "floating", "ip", "show", fip)["fixed_ip_address"] == ip
+        all_succeed([("server", "remove", "floating", "ip", server["id"], fip) for fip in fips]
+                    + [("server", "set", "--property", f"m{i}=v{i}", server["id"]) for i in range(6)])
         for fip in fips:
             assert osc_json(cloud, "floating", "ip", "show", fip)["port_id"] is None
+        shown = osc_json(cloud, "server", "show", server["id"])
+        assert shown["status"] == "ACTIVE" and shown["properties"], shown
     finally:
         if server:
             cloud.dep.openstack("server", "delete", "--wait", server["id"], check=False, timeout=600)
@@ -339,11 +345,15 @@ def test_verify_smoke_passes(cloud: Cloud) -> None:
     assert password not in proc.stdout + proc.stderr and password not in (run_dir / "summary.txt").read_text()
 
 
-def test_verify_network_basic_ops_all_pass(cloud: Cloud) -> None:
-    proc, doc = run_verify(cloud, r"tempest\.scenario\.test_network_basic_ops", "--concurrency", "2")
+def test_verify_guest_scenarios_hotplug_and_dhcp_renewal_pass(cloud: Cloud) -> None:
+    """The two network_basic_ops scenarios that failed on the guest image before it had
+    sudo and udhcpc's pid file: a hot-plugged NIC configured over SSH, and a DHCP renewal.
+    (The whole class, 10 tests, takes ~10 min here: docs/verify.md gives its result.)"""
+    proc, doc = run_verify(cloud, r"tempest\.scenario\.test_network_basic_ops\.TestNetworkBasicOps\."
+                                  r"(test_hotplug_nic|test_subnet_details)\b", "--concurrency", "2")
     failures = "\n".join(f"{f['test']}: {' / '.join(f['error'])}" for f in doc["failures"])
     assert doc["failed"] == 0 and proc.returncode == 0, failures
-    assert doc["passed"] >= 8 and doc["passed"] + doc["skipped"] >= 10, doc
+    assert doc["passed"] == 2 and doc["skipped"] == 0, doc
 
 
 # ----------------------------------------------------------------- a second deployment beside it
