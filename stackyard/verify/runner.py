@@ -120,7 +120,10 @@ def run(bin_dir: Path, run_dir: Path, sel: Selection, concurrency: int, say: Cal
         (run_dir / "exclude-list.txt").write_text(selection_mod.exclude_file_text(sel.exclusions))
     (run_dir / "locks").mkdir(exist_ok=True)
     if not (run_dir / ".stestr").exists():  # the run's test repository (``--list-tests`` needs one too)
-        subprocess.run([str(bin_dir / "stestr"), "init"], cwd=run_dir, capture_output=True)
+        init = subprocess.run([str(bin_dir / "stestr"), "init"], cwd=run_dir, capture_output=True, text=True)
+        if init.returncode != 0:
+            raise VerifyError(f"verify: stestr init in {run_dir} failed: "
+                              f"{(init.stderr.strip().splitlines() or ['?'])[-1]}")
     cmd = tempest_command(bin_dir, run_dir, sel, concurrency, list_only)
     env = dict(os.environ, PATH=f"{bin_dir}:{os.environ.get('PATH', '')}", PYTHONUNBUFFERED="1")
     env.pop("OS_CLOUD", None)  # tempest.conf says which cloud, nothing else

@@ -206,7 +206,8 @@ SERVICE = Service(
         Option("stackyard_public_gateway", str, "",
                "Gateway of public1; empty: the subnet's first address."),
         Option("stackyard_public_range", str, "",
-               "Floating IP pool of public1 as FIRST-LAST; empty: the upper half of the subnet."),
+               "Floating IP pool of public1 as FIRST-LAST; empty: the upper half of the subnet "
+               "(the lower half when the gateway is in the upper one)."),
         Option("stackyard_public_on_host", bool, True,
                "When neutron_external_interface is empty, give the host's end of br-ex's veth the "
                "public gateway address, so the network host (the all-in-one's only host) reaches the "
