@@ -108,4 +108,12 @@ GLOBAL_OPTIONS: tuple[Option, ...] = (
            "All region names (multi-region setups).",
            unsupported="multi-region deployments are not implemented yet"),
     Option("openstack_logging_debug", bool, False, "Set debug = True in every service."),
+    # --- external Ceph (kolla-ansible's group_vars/all/ceph.yml) -------------
+    Option("ceph_cluster", str, "ceph",
+           "Name of the external Ceph cluster: the services read config/<service>/<ceph_cluster>.conf and "
+           "<ceph_cluster>.client.<user>.keyring, installed into /etc/ceph.",
+           pattern=r"[A-Za-z0-9][A-Za-z0-9_.-]*"),
+    Option("external_ceph_cephx_enabled", bool, True,
+           "The external Ceph cluster uses cephx authentication (keyrings, libvirt secrets).",
+           unsupported="Ceph without cephx authentication is not implemented"),
 )

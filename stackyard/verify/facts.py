@@ -42,6 +42,24 @@ def compute_max_microversion(conn: Any) -> str:
     return str(version.get("version") or "")
 
 
+def version_max(doc: dict) -> str:
+    """The maximum microversion in an API's version document (``{"version": …}`` or
+    ``{"versions": [ … ]}``, the current one)."""
+    if isinstance(doc.get("version"), dict):
+        return str(doc["version"].get("version") or "")
+    for entry in doc.get("versions") or []:
+        if entry.get("status", "").upper() == "CURRENT":
+            return str(entry.get("version") or "")
+    return ""
+
+
+def volume_facts(conn: Any) -> tuple[str, bool]:
+    """Cinder's maximum microversion, and whether a cinder-backup service is up."""
+    micro = version_max(conn.block_storage.get("/", microversion=None).json())
+    backup = any(s.binary == "cinder-backup" and s.state == "up" for s in conn.block_storage.services())
+    return micro, backup
+
+
 def gather(dep: Deployment, conn: Any, *, image_name: str, image_file: str, run_dir: str) -> CloudFacts:
     """Everything :func:`~stackyard.verify.tempestconf.tempest_conf` needs; DeployError naming what is missing."""
     v, pw = dep.variables, dep.passwords
@@ -66,6 +84,9 @@ def gather(dep: Deployment, conn: Any, *, image_name: str, image_file: str, run_
             extensions = tuple(sorted(e.alias for e in conn.network.extensions()))
         hosts = len([s for s in conn.compute.services(binary="nova-compute") if s.state == "up"])
         micro = compute_max_microversion(conn)
+        volume_micro, volume_backup = ("", False)
+        if services & {"block-storage", "volumev3"}:
+            volume_micro, volume_backup = volume_facts(conn)
     except DeployError:
         raise
     except Exception as exc:  # noqa: BLE001 - an API that does not answer: one line
@@ -83,5 +104,5 @@ def gather(dep: Deployment, conn: Any, *, image_name: str, image_file: str, run_
         compute_max_microversion=micro, compute_hosts=max(hosts, 1),
         vnc_console="nova" in dep.enabled,  # nova-novncproxy comes with Nova
         dashboard_url=horizon, image_file=image_file, image_properties={k: p for k, p in props.items() if p},
-        run_dir=run_dir,
+        run_dir=run_dir, volume_max_microversion=volume_micro, volume_backup=volume_backup,
     )

@@ -10,7 +10,10 @@ lacks what it needs, never because nobody configured it:
   host has (resize to the same host, no live migration, console output, a
   noVNC proxy but no serial console proxy);
 - the day-1 flavors, the stackyard guest (root over SSH, udhcpc, sudo) and the
-  public network, with floating IPs reached from this host.
+  public network, with floating IPs reached from this host;
+- Cinder: its maximum microversion and whether a cinder-backup service is up;
+  one backend (RBD: snapshots, clones, extend with snapshots; no multiattach
+  type, no encryption without Barbican).
 """
 
 from __future__ import annotations
@@ -68,6 +71,12 @@ class CloudFacts:
     ca_file: str = ""
     #: where Tempest keeps its log and locks
     run_dir: str = ""
+    #: Cinder's maximum microversion, and whether a cinder-backup service is up
+    volume_max_microversion: str = ""
+    volume_backup: bool = False
+    #: what Cinder's backend reports (capabilities volume types are matched on)
+    volume_storage_protocol: str = "ceph"
+    volume_vendor_name: str = "Open Source"
 
 
 def tempest_conf(f: CloudFacts) -> IniConf:
@@ -144,7 +153,6 @@ def tempest_conf(f: CloudFacts) -> IniConf:
             "attach_encrypted_volume": False,
             "volume_backed_live_migration": False,
             "hostname_fqdn_sanitization": True,
-            "cinder": available["cinder"],
         }
         conf["validation"] = {
             "run_validation": available["neutron"],
@@ -188,6 +196,33 @@ def tempest_conf(f: CloudFacts) -> IniConf:
             "ipv6_subnet_attributes": True,
             "port_security": "port-security" in f.network_extensions,
             "floating_ips": "router" in f.network_extensions,
+        }
+    if available["cinder"]:
+        conf["volume"] = {
+            "region": f.region,
+            "endpoint_type": "internal",
+            "catalog_type": "block-storage" if "block-storage" in f.services else "volumev3",
+            "min_microversion": "3.0",
+            "max_microversion": f.volume_max_microversion or None,
+            "backup_driver": "ceph",
+            "storage_protocol": f.volume_storage_protocol,
+            "vendor_name": f.volume_vendor_name,
+            "volume_size": 1,
+            # a volume made from an image is copied and converted under TCG-slow I/O
+            "build_timeout": 600,
+        }
+        conf["volume-feature-enabled"] = {
+            "backup": f.volume_backup,
+            "snapshot": True,
+            "clone": True,
+            "multi_backend": False,
+            "manage_volume": False,
+            "manage_snapshot": False,
+            "replication": False,
+            "extend_attached_volume": False,
+            "extend_attached_encrypted_volume": False,
+            "extend_volume_with_snapshot": True,
+            "api_extensions": "all",
         }
     if "placement" in f.services:
         conf["placement"] = {"region": f.region, "endpoint_type": "internal"}

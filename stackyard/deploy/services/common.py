@@ -2,6 +2,10 @@
 URLs, the keystone_authtoken-style sections, uWSGI settings and the steps of a
 simple API service.
 
+The external Ceph helpers at the end read the operator's ceph.conf and
+keyrings from kolla-ansible's places under ``config/`` (Glance, Cinder and
+Nova share them).
+
 Sections are returned as dicts (key -> value) for the service to place in its
 config (``{"DEFAULT": common.default_section(ctx, "nova"), …}``); the one
 renderer in :mod:`stackyard.deploy.merge` writes them out after merging the
@@ -10,12 +14,16 @@ operator's overrides.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from stackyard.agent.model import Step, StepKind
-from stackyard.deploy.context import PlanContext
-from stackyard.deploy.merge import IniConf, IniValue
+from stackyard.deploy.context import PlanContext, cfile
+from stackyard.deploy.merge import (
+    OVERRIDES_DIR, IniConf, IniValue, merge_ini, parse_ini, render_override, serialize_ini,
+)
+from stackyard.errors import ConfigError
 
 Section = dict[str, IniValue]
 
@@ -155,3 +163,100 @@ def api_service_steps(ctx: PlanContext, *, name: str, image: str, config_dir: st
         Step(StepKind.WAIT, container, params={"timeout": 120}),
         *ctx.registration_steps(),
     ]
+
+
+# ----------------------------------------------------------------------------- external Ceph
+#: where the Ceph clients in every image look for ceph.conf and keyrings
+CEPH_DIR = "/etc/ceph"
+#: the layout kolla-ansible's external Ceph guide documents (for error messages)
+CEPH_GUIDE = "kolla-ansible's external Ceph layout, see docs/configuration.md#external-ceph"
+
+
+def ceph_conf_name(ctx: PlanContext) -> str:
+    """``<ceph_cluster>.conf`` (ceph.conf): the file name in config/ and in /etc/ceph."""
+    return f"{ctx.variables['ceph_cluster']}.conf"
+
+
+def ceph_conf_path(ctx: PlanContext) -> str:
+    return f"{CEPH_DIR}/{ceph_conf_name(ctx)}"
+
+
+def _first_found(ctx: PlanContext, candidates: tuple[str, ...]) -> Path | None:
+    root = ctx.configdir / OVERRIDES_DIR
+    for rel in candidates:
+        path = root / rel
+        if path.is_file():
+            return path
+    return None
+
+
+def _missing(ctx: PlanContext, candidates: tuple[str, ...], why: str) -> ConfigError:
+    root = ctx.configdir / OVERRIDES_DIR
+    paths = " or ".join(str(root / rel) for rel in candidates)
+    return ConfigError(f"{why}, but {paths} is missing ({CEPH_GUIDE})")
+
+
+def ceph_conf_text(ctx: PlanContext, required: tuple[str, ...], extra: tuple[str, ...], why: str) -> str:
+    """The operator's ceph.conf: the first of ``required`` (paths under config/), with each
+    existing file of ``extra`` merged over it, INI-style, as kolla-ansible's merge_configs does.
+
+    Rendered as Jinja templates like every override. Leading whitespace is dropped
+    from every line first: ``ceph config generate-minimal-conf`` indents with tabs,
+    which Ceph ignores but an INI parser reads as continuation lines.
+    """
+    base = _first_found(ctx, required)
+    if base is None:
+        raise _missing(ctx, required, why)
+    layers = [base] + [p for p in (_first_found(ctx, (rel,)) for rel in extra) if p is not None]
+    ctx.used_overrides.update(layers)
+    parsed = []
+    for path in layers:
+        text = render_override(path, ctx.variables)
+        parsed.append(parse_ini("\n".join(line.lstrip() for line in text.splitlines()) + "\n", str(path)))
+    return serialize_ini(merge_ini(*parsed))
+
+
+def keyring_key(text: str, user: str, source: str) -> str:
+    """The cephx key of ``client.<user>`` in a keyring file (what a libvirt secret holds)."""
+    data = parse_ini("\n".join(line.lstrip() for line in text.splitlines()) + "\n", source)
+    entity = f"client.{user}"
+    if entity not in data:
+        found = ", ".join(sorted(data)) or "none"
+        raise ConfigError(f"{source}: no [{entity}] section (found: {found}); the keyring must be the "
+                          f"one of Ceph user {user}")
+    key = (data[entity].get("key") or [""])[-1].strip()
+    if not key:
+        raise ConfigError(f"{source}: [{entity}] has no key")
+    return key
+
+
+def ceph_keyring(ctx: PlanContext, candidates: tuple[str, ...], user: str, why: str) -> tuple[str, str, str]:
+    """(file name, text, key) of the first keyring found among ``candidates`` (under config/),
+    checked to hold ``client.<user>``'s key. Copied as it is, like kolla-ansible does."""
+    path = _first_found(ctx, candidates)
+    if path is None:
+        raise _missing(ctx, candidates, why)
+    ctx.used_overrides.add(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read keyring: {exc}") from exc
+    return path.name, text, keyring_key(text, user, str(path))
+
+
+def add_ceph_files(ctx: PlanContext, service: str, owner: str, conf: str,
+                   keyrings: list[tuple[str, str]], conf_perm: str = "0600") -> list[dict[str, Any]]:
+    """Put ceph.conf and keyrings into config dir ``service`` (under ceph/) and return their
+    config.json entries, installed into /etc/ceph. ``keyrings``: (file name, text); a keyring
+    given twice (nova's and cinder's user may be one) is installed once."""
+    conf_owner = owner if ":" not in owner else owner.split(":", 1)[0]
+    ctx.add_file(service, f"ceph/{ceph_conf_name(ctx)}", conf, owner=conf_owner)
+    entries = [cfile(f"ceph/{ceph_conf_name(ctx)}", ceph_conf_path(ctx), owner, conf_perm)]
+    seen: set[str] = set()
+    for name, text in keyrings:
+        if name in seen:
+            continue
+        seen.add(name)
+        ctx.add_file(service, f"ceph/{name}", text, owner=conf_owner, secret=True)
+        entries.append(cfile(f"ceph/{name}", f"{CEPH_DIR}/{name}", owner.split(":", 1)[0], "0600"))
+    return entries

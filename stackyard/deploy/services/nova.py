@@ -5,9 +5,23 @@ Cell setup (api_db sync, cell0 mapping, cell1, db sync) is the nova-api image's
 KOLLA_BOOTSTRAP hook. New compute hosts are discovered by the scheduler itself
 (``discover_hosts_in_cells_interval``), so no operator step is needed; the
 deploy waits until the hypervisor is registered.
+
+External Ceph (kolla-ansible's layout and options): with ``nova_backend_ceph``
+the servers' disks are RBD images in ``ceph_nova_pool_name``, cloned
+copy-on-write from Glance's RBD images where they can be; with Cinder on RBD,
+volumes attach through QEMU's RBD driver. ``config/nova/ceph.conf`` and the
+keyrings (``ceph.client.<ceph_nova_user>.keyring``, and Cinder's user's for
+volumes; a per-host ``config/nova/<host>/`` copy wins) go to nova-compute and
+nova-libvirt, and the users' keys become libvirt secrets
+(``rbd_secret_uuid``, ``cinder_rbd_secret_uuid``) as the files kolla-ansible
+writes: ``/etc/libvirt/secrets/<uuid>.xml`` and ``<uuid>.base64``, loaded by
+libvirtd when it starts, so defining them again changes nothing.
 """
 
 from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
 
 from stackyard.agent.model import Phase, Step, StepKind
 from stackyard.deploy.context import PlanContext, cfile
@@ -15,8 +29,8 @@ from stackyard.deploy.merge import IniConf, render_ini
 from stackyard.deploy.options import Option
 from stackyard.deploy.services import common
 from stackyard.deploy.services.base import (
-    OSLO_OVERRIDES, Database, Frontend, Group, Password, Port, RabbitUser, Registration, Service, Upgrade,
-    UpgradeJob, User,
+    OSLO_OVERRIDES, Database, Frontend, Group, Password, PasswordKind, Port, RabbitUser, Registration, Service,
+    Upgrade, UpgradeJob, User,
 )
 from stackyard.deploy.services.openvswitch import RUN_VOLUME, ovsdb_address
 
@@ -64,7 +78,105 @@ def nova_conf(ctx: PlanContext) -> IniConf:
         "conductor": {"workers": 1},
         "wsgi": {"api_paste_config": "/etc/nova/api-paste.ini"},
         "upgrade_levels": {"compute": "auto"},
+        **({"cinder": cinder_section(ctx)} if v.get("enable_cinder") else {}),
     }
+
+
+def cinder_section(ctx: PlanContext) -> dict:
+    """``[cinder]``: Nova finds Cinder in the catalog (its block-storage entry) and
+    authenticates as the nova service user for attachments."""
+    v = ctx.variables
+    return {
+        "catalog_info": "block-storage:cinder:internalURL",
+        "os_region_name": v["openstack_region_name"],
+        "auth_url": common.auth_url(ctx),
+        "auth_type": "password",
+        "project_domain_id": "default",
+        "user_domain_id": "default",
+        "project_name": "service",
+        "username": "nova",
+        "password": ctx.passwords["nova_keystone_password"],
+    }
+
+
+# ----------------------------------------------------------------------------- external Ceph
+def cinder_rbd(v: dict) -> bool:
+    """Cinder's volumes are RBD images (that Nova's libvirt attaches)."""
+    return bool(v.get("enable_cinder") and v.get("cinder_backend_ceph"))
+
+
+def uses_ceph(v: dict) -> bool:
+    return bool(v["nova_backend_ceph"]) or cinder_rbd(v)
+
+
+def compute_conf(ctx: PlanContext, conf: IniConf) -> IniConf:
+    """nova-compute's nova.conf: the shared one, plus the RBD image backend."""
+    v = ctx.variables
+    if not v["nova_backend_ceph"]:
+        return conf
+    out = copy.deepcopy(conf)
+    out["libvirt"].update({
+        "images_type": "rbd",
+        "images_rbd_pool": v["ceph_nova_pool_name"],
+        "images_rbd_ceph_conf": common.ceph_conf_path(ctx),
+        "rbd_user": v["ceph_nova_user"],
+        "rbd_secret_uuid": ctx.passwords["rbd_secret_uuid"],
+        "disk_cachemodes": "network=writeback",
+        "hw_disk_discard": "unmap",
+    })
+    return out
+
+
+@dataclass(frozen=True)
+class LibvirtSecret:
+    """A cephx key libvirt holds for QEMU (kolla-ansible's secret.xml.j2 and .base64)."""
+
+    uuid: str
+    usage: str
+    key: str
+
+    def xml(self) -> str:
+        return (f"<secret ephemeral='no' private='no'>\n  <uuid>{self.uuid}</uuid>\n"
+                f"  <usage type='ceph'>\n    <name>{self.usage}</name>\n  </usage>\n</secret>\n")
+
+
+def ceph_sources(ctx: PlanContext, name: str) -> tuple[str, str]:
+    """kolla-ansible's lookup for a file of config/nova/: the host's own copy first."""
+    return (f"nova/{ctx.host}/{name}", f"nova/{name}")
+
+
+def ceph_plan(ctx: PlanContext) -> tuple[list[dict], list[dict], list[LibvirtSecret]]:
+    """ceph.conf, keyrings and libvirt secrets for nova-compute and nova-libvirt: their
+    config.json entries (compute, libvirt) and the secrets."""
+    v, cluster = ctx.variables, ctx.variables["ceph_cluster"]
+    why = ("nova_backend_ceph is true" if v["nova_backend_ceph"]
+           else "enable_cinder and cinder_backend_ceph are true (Nova attaches RBD volumes)")
+    conf = common.ceph_conf_text(ctx, ceph_sources(ctx, common.ceph_conf_name(ctx)), (), why)
+    compute_keys: list[tuple[str, str]] = []
+    libvirt_keys: list[tuple[str, str]] = []
+    secrets: list[LibvirtSecret] = []
+    if v["nova_backend_ceph"]:
+        name, text, key = common.ceph_keyring(ctx, ceph_sources(ctx, f"{cluster}.{v['ceph_nova_keyring']}"),
+                                              v["ceph_nova_user"], f"nova_backend_ceph is true (nova-compute "
+                                              f"connects as client.{v['ceph_nova_user']})")
+        compute_keys.append((name, text))
+        libvirt_keys.append((name, text))
+        secrets.append(LibvirtSecret(ctx.passwords["rbd_secret_uuid"], "client.nova secret", key))
+    if cinder_rbd(v):
+        name, text, key = common.ceph_keyring(ctx, ceph_sources(ctx, f"{cluster}.{v['ceph_cinder_keyring']}"),
+                                              v["ceph_cinder_user"], f"cinder_backend_ceph is true (Nova "
+                                              f"attaches volumes as client.{v['ceph_cinder_user']})")
+        compute_keys.append((name, text))
+        secrets.append(LibvirtSecret(ctx.passwords["cinder_rbd_secret_uuid"], "client.cinder secret", key))
+    compute = common.add_ceph_files(ctx, "nova-compute", "nova", conf, compute_keys)
+    # QEMU (user qemu) reads ceph.conf; its keys come from the libvirt secrets
+    libvirt = common.add_ceph_files(ctx, "nova-libvirt", "root:qemu", conf, libvirt_keys, conf_perm="0640")
+    for secret in secrets:
+        for suffix, text in (("xml", secret.xml()), ("base64", secret.key)):
+            name = f"secrets/{secret.uuid}.{suffix}"
+            ctx.add_file("nova-libvirt", name, text, secret=True)
+            libvirt.append(cfile(name, f"/etc/libvirt/secrets/{secret.uuid}.{suffix}", "root", "0600"))
+    return compute, libvirt, secrets
 
 
 LIBVIRTD_CONF = """\
@@ -107,9 +219,15 @@ def plan(ctx: PlanContext) -> Phase:
     conf = nova_conf(ctx)
     owner = "nova"
     uwsgi = {"nova-api": (API_WSGI, api_port), "nova-metadata": (METADATA_WSGI, meta_port)}
+    ceph_compute: list[dict] = []
+    ceph_libvirt: list[dict] = []
+    if uses_ceph(v):
+        ceph_compute, ceph_libvirt, _secrets = ceph_plan(ctx)
     for svc, (command, _image) in COMMANDS.items():
-        ctx.add_ini(svc, "nova.conf", conf, owner=owner)
+        ctx.add_ini(svc, "nova.conf", compute_conf(ctx, conf) if svc == "nova-compute" else conf, owner=owner)
         files = [cfile("nova.conf", "/etc/nova/nova.conf", owner, "0600")]
+        if svc == "nova-compute":
+            files += ceph_compute
         if svc in uwsgi:
             ini = f"{svc}-uwsgi.ini"
             ctx.add_file(svc, ini, render_ini(common.uwsgi_ini(ctx, *uwsgi[svc])), owner=owner)
@@ -123,6 +241,7 @@ def plan(ctx: PlanContext) -> Phase:
     ctx.add_config_json("nova-libvirt", "libvirtd", [
         cfile("libvirtd.conf", "/etc/libvirt/libvirtd.conf", "root", "0600"),
         cfile("qemu.conf", "/etc/libvirt/qemu.conf", "root", "0600"),
+        *ceph_libvirt,
     ])
 
     # cell1's mapping keeps the bus and database URLs it was made with: the
@@ -201,10 +320,17 @@ SERVICE = Service(
         Option("nova_compute_virt_type", str, "kvm",
                "Hypervisor type for libvirt; use qemu where /dev/kvm is missing (nested VMs).",
                choices=("kvm", "qemu")),
+        Option("nova_backend_ceph", bool, False,
+               "Servers' disks in the external Ceph cluster's ceph_nova_pool_name pool ([libvirt] images_type = "
+               "rbd)."),
+        Option("ceph_nova_user", str, "{{ ceph_cinder_user }}", "Ceph user of nova-compute's RBD disks."),
+        Option("ceph_nova_keyring", str, "{{ ceph_cinder_keyring }}",
+               "Keyring file name of ceph_nova_user, after '<ceph_cluster>.'."),
+        Option("ceph_nova_pool_name", str, "vms", "Ceph pool of the servers' disks."),
     ),
     passwords=(Password("nova_database_password"), Password("nova_api_database_password"),
                Password("nova_keystone_password"), Password("metadata_secret"),
-               Password("libvirt_sasl_password")),
+               Password("libvirt_sasl_password"), Password("rbd_secret_uuid", PasswordKind.UUID)),
     databases=(
         Database("nova_api", "nova_api", "nova_api_database_password", group="nova-api"),
         Database("nova", "nova", "nova_database_password", group="nova-api"),
