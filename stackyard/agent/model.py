@@ -45,6 +45,7 @@ class StepKind(str, Enum):
     KEYSTONE_REGISTER = "keystone_register"
     HYPERVISOR_WAIT = "hypervisor_wait"
     AGENTS_WAIT = "agents_wait"
+    VOLUME_SERVICES_WAIT = "volume_services_wait"  # Cinder's services report up (their backend answered)
     CACHE_FLUSH = "cache_flush"      # empty memcached (params: servers): what another release cached
 
     def __str__(self) -> str:
@@ -54,7 +55,7 @@ class StepKind(str, Enum):
 #: step kinds that talk to the cloud's APIs; they run on the deploy host
 API_KINDS = frozenset({StepKind.DATABASE, StepKind.MYSQL_READY, StepKind.KEYSTONE_CHECK,
                        StepKind.KEYSTONE_REGISTER, StepKind.HYPERVISOR_WAIT, StepKind.AGENTS_WAIT,
-                       StepKind.CACHE_FLUSH})
+                       StepKind.VOLUME_SERVICES_WAIT, StepKind.CACHE_FLUSH})
 #: step kinds that start a service container (what ``check`` and ``stop`` look at)
 CONTAINER_KINDS = frozenset({StepKind.CONTAINER, StepKind.GALERA})
 

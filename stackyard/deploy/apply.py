@@ -41,6 +41,7 @@ class HostApplier(TargetApplier):
             StepKind.DATABASE: self.do_database, StepKind.MYSQL_READY: self.do_mysql_ready,
             StepKind.KEYSTONE_CHECK: self.do_keystone_check, StepKind.KEYSTONE_REGISTER: self.do_keystone_register,
             StepKind.HYPERVISOR_WAIT: self.do_hypervisor_wait, StepKind.AGENTS_WAIT: self.do_agents_wait,
+            StepKind.VOLUME_SERVICES_WAIT: self.do_volume_services_wait,
             StepKind.CACHE_FLUSH: self.do_cache_flush,
         })
         return h
@@ -255,6 +256,35 @@ class HostApplier(TargetApplier):
             if time.monotonic() > deadline:
                 raise DeployError(f"host {self.plan.host}: neutron agents not alive after "
                                   f"{step.params.get('timeout', 180)}s: {', '.join(sorted(missing))}")
+            time.sleep(2)
+
+
+    def do_volume_services_wait(self, step: Step) -> tuple[str, str]:
+        """Cinder's services are up in its service list: a volume service reports only once its
+        driver connected to the backend, so a wrong ceph.conf or keyring fails here, by name,
+        instead of as "No valid backend" at the first volume."""
+        if self.dry_run:
+            return UNCHANGED, "skipped (dry run)"
+        wanted = {binary: host for binary, host in step.params["services"].items()}
+        timeout = float(step.params.get("timeout", 180))
+        deadline = time.monotonic() + timeout
+        last = "no service listed yet"
+        while True:
+            try:
+                up = {(s.binary, s.host) for s in self._openstack().block_storage.services() if s.state == "up"}
+                missing = sorted(b for b, h in wanted.items() if not any(ub == b and (not h or uh == h)
+                                                                         for ub, uh in up))
+                if not missing:
+                    return UNCHANGED, f"{', '.join(sorted(wanted))} up"
+                last = "down or missing: " + ", ".join(f"{b}{'@' + wanted[b].split('@')[-1] if wanted[b] else ''}"
+                                                       for b in missing)
+            except Exception as exc:  # noqa: BLE001 - API still starting: keep polling
+                last = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                self._conn = None
+            if time.monotonic() > deadline:
+                raise DeployError(f"host {self.plan.host}: cinder services not up after {timeout:.0f}s ({last}); "
+                                  f"their logs say why (docker logs <prefix>cinder_volume): a cinder-volume "
+                                  f"whose driver cannot reach the backend never reports up")
             time.sleep(2)
 
 

@@ -202,6 +202,13 @@ def plan(ctx: PlanContext) -> Phase:
         waits.append("cinder_backup")
     steps += [Step(StepKind.WAIT, name, params={"timeout": 180}) for name in waits]
     steps += ctx.registration_steps()
+    # the containers' health says they talk to RabbitMQ; only the service list says the
+    # RBD driver reached Ceph (cinder-volume reports nothing until it has)
+    wanted = {"cinder-volume": f"{RBD_BACKEND_HOST}@{v['cinder_backend_ceph_name']}"}
+    if backup_enabled(v):
+        wanted["cinder-backup"] = ""
+    steps.append(Step(StepKind.VOLUME_SERVICES_WAIT, "cinder", group="cinder-api",
+                      params={"services": wanted, "timeout": 180}))
     return Phase("cinder", steps)
 
 

@@ -242,3 +242,64 @@ def test_globals_yml_written_by_an_operator_loads_with_kolla_spellings(tmp_path,
     (configdir / "globals.yml").write_text(yaml.safe_dump(text))
     dep, plan = ceph.plan(configdir)
     assert dep.variables["enable_cinder"] is True and "cinder_backup" not in ceph.containers(plan)
+
+
+def test_the_deploy_waits_for_the_volume_service_of_the_rbd_backend(tmp_path, ceph):
+    _, plan = ceph.plan(ceph.make(tmp_path))
+    steps = ceph.phase(plan, "cinder").steps
+    wait = steps[-1]
+    assert wait.kind == StepKind.VOLUME_SERVICES_WAIT and wait.group == "cinder-api"
+    assert wait.params["services"] == {"cinder-volume": "rbd:volumes@rbd-1", "cinder-backup": ""}
+    # after the containers and the registration (the check talks to Cinder's API)
+    kinds = [s.kind for s in steps]
+    assert kinds.index(StepKind.KEYSTONE_REGISTER) < kinds.index(StepKind.VOLUME_SERVICES_WAIT)
+
+
+class FakeServices:
+    """openstacksdk's block_storage proxy, answering a scripted service list per call."""
+
+    def __init__(self, answers):
+        self.answers = list(answers)
+
+    def services(self):
+        from types import SimpleNamespace
+        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+        return [SimpleNamespace(binary=b, host=h, state=s) for b, h, s in answer]
+
+
+def volume_wait_applier(answers, monkeypatch):
+    from types import SimpleNamespace
+
+    from stackyard.agent.model import HostPlan
+    from stackyard.deploy import apply as apply_mod
+
+    monkeypatch.setattr(apply_mod.time, "sleep", lambda s: None)
+    applier = apply_mod.HostApplier(None, HostPlan(host="localhost", config_root="/x"), {}, {}, lambda *a: None)
+    conn = SimpleNamespace(block_storage=FakeServices(answers))
+    applier._openstack = lambda: conn  # type: ignore[method-assign]
+    return applier
+
+
+def test_volume_services_wait_passes_once_the_backend_reports_up(monkeypatch):
+    from stackyard.agent.model import Step
+
+    step = Step(StepKind.VOLUME_SERVICES_WAIT, "cinder",
+                params={"services": {"cinder-volume": "rbd:volumes@rbd-1", "cinder-backup": ""}, "timeout": 60})
+    applier = volume_wait_applier([
+        [("cinder-scheduler", "ctl", "up")],
+        [("cinder-volume", "rbd:volumes@rbd-1", "down"), ("cinder-backup", "ctl", "up")],
+        [("cinder-volume", "rbd:volumes@rbd-1", "up"), ("cinder-backup", "ctl", "up")],
+    ], monkeypatch)
+    status, detail = applier.do_volume_services_wait(step)
+    assert detail == "cinder-backup, cinder-volume up"
+
+
+def test_volume_services_wait_names_what_stays_down(monkeypatch):
+    from stackyard.agent.model import Step
+    from stackyard.errors import DeployError
+
+    step = Step(StepKind.VOLUME_SERVICES_WAIT, "cinder",
+                params={"services": {"cinder-volume": "rbd:volumes@rbd-1"}, "timeout": 0})
+    applier = volume_wait_applier([[("cinder-volume", "otherhost@rbd-1", "up")]], monkeypatch)
+    with pytest.raises(DeployError, match=r"cinder services not up after 0s \(down or missing: cinder-volume@rbd-1\)"):
+        applier.do_volume_services_wait(step)
