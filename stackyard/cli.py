@@ -11,7 +11,7 @@ import argparse
 import sys
 
 from stackyard import __version__
-from stackyard.commands import build, deploy, guest, lifecycle, servers, testbed, up, verify
+from stackyard.commands import build, cephaio, deploy, guest, lifecycle, servers, testbed, up, verify
 from stackyard.errors import StackyardError
 
 
@@ -19,7 +19,7 @@ def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stackyard", description=__doc__)
     parser.add_argument("--version", action="version", version=f"stackyard {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (build, deploy, lifecycle, up, verify, servers, guest, testbed):
+    for module in (build, deploy, lifecycle, up, cephaio, verify, servers, guest, testbed):
         module.register(sub)
     return parser
 
