@@ -5,6 +5,12 @@ image the deployment needs and is missing (cached ones take seconds), runs
 the prechecks (a port another program holds is named, not waited for),
 deploys, writes the client files, uploads the guest image and makes the
 day-1 resources (``init-runonce``: flavors, public and demo networks, key pair).
+
+``--ceph-aio`` also starts the one-node test Ceph cluster (:mod:`stackyard.cephaio`)
+for the config dir before planning, and a fresh config enables Cinder and the
+Glance, Cinder and Nova RBD backends on it, so the cloud runs on Ceph as most
+kolla-ansible clouds do. Test and demo only: production points the same
+switches at an existing Ceph's files.
 """
 
 from __future__ import annotations
@@ -14,9 +20,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from stackyard import cephaio
 from stackyard.commands import deploy as deploy_commands
 from stackyard.commands.build import build_config, build_images
-from stackyard.commands.common import add_deploy_options, load_deployment, local_engine
+from stackyard.commands.common import add_deploy_options, console, extra_vars, load_deployment, local_engine
 from stackyard.deploy import ops as deploy_ops
 from stackyard.deploy.clientfiles import CLOUD_NAME, write_client_files
 from stackyard.deploy.passwords import genpwd
@@ -50,6 +57,43 @@ nova_compute_virt_type: {virt_type}
 """
 
 
+#: what a fresh config with --ceph-aio adds: Cinder, and Glance, Cinder and Nova on RBD
+CEPH_GLOBALS = """\
+# the test Ceph cluster of `stackyard up --ceph-aio` (stackyard ceph-aio): its files are in config/
+enable_cinder: true
+{backends}
+"""
+
+
+def ceph_globals() -> str:
+    """The globals.yml lines --ceph-aio writes (ceph-aio's own backend lines, in its spelling)."""
+    return CEPH_GLOBALS.format(backends="\n".join(cephaio.BACKEND_LINES))
+
+
+def backends_off(variables: dict[str, Any]) -> list[str]:
+    """The RBD switches a config (e.g. one written before --ceph-aio) leaves off."""
+    keys = ("enable_cinder", "cinder_backend_ceph", "glance_backend_ceph", "nova_backend_ceph")
+    return [k for k in keys if not variables.get(k)]
+
+
+def start_ceph_aio(args: argparse.Namespace, flags: dict[str, Any]) -> None:
+    """The test Ceph cluster of the config dir, its images built when missing; ready on return."""
+    say = console().print
+    evars = extra_vars(args.extra_vars)
+    settings, _opts = cephaio.resolve(args.configdir, extra_vars=evars)
+    engine = local_engine()
+    missing = cephaio.missing_images(engine, settings)
+    if missing:
+        build_flags = {**flags, "namespace": settings.namespace, "tag": settings.tag,
+                       "registry": settings.registry or None}
+        result = build_images(build_config(None, build_flags), list(cephaio.IMAGES), engine=engine)
+        if result["failed"] or result["parent_failed"]:
+            raise StackyardError(f"image build failed: {result['failed_reasons']}")
+    up = cephaio.up(args.configdir, extra_vars=evars, engine=engine, say=lambda m: print(m, file=sys.stderr))
+    state = "nothing changed" if up.nothing_changed else f"ready in {up.seconds:.0f}s"
+    say(f"ceph-aio: cluster {up.fsid} is up ({up.health}); {state}")
+
+
 def install_type_for(release: str, base_tag: str = "trixie") -> str:
     """binary for the release Debian ships (2025.1 in trixie), source for any other."""
     return "binary" if DEBIAN_RELEASES.get(base_tag) == release else "source"
@@ -73,10 +117,18 @@ def cmd_up(args: argparse.Namespace) -> int:
         text = GLOBALS_TEMPLATE
         if not args.infra_only:
             text += CLOUD_GLOBALS.format(virt_type=detect_virt_type())
+            if args.ceph_aio:
+                text += ceph_globals()
         globals_path.write_text(text)
         print(f"wrote all-in-one defaults to {globals_path}")
     genpwd(configdir / "passwords.yml")
+    if args.ceph_aio:
+        # before planning: the plans read the Ceph files the cluster writes into config/
+        start_ceph_aio(args, {"work_dir": args.work_dir} if args.work_dir else {})
     dep = load_deployment(args)
+    if args.ceph_aio and backends_off(dep.variables):
+        print(f"note: {globals_path} leaves {', '.join(backends_off(dep.variables))} off: the test Ceph "
+              "cluster runs, but those services do not use it", file=sys.stderr)
     v = dep.variables
     # the images the plans name, built under the deployment's namespace and tag: Debian's
     # packages for Debian's release, else the release from source
@@ -115,5 +167,8 @@ def register(sub: Any) -> None:
     p.add_argument("--guest-work-dir", default="/var/lib/stackyard/guest", help="guest image build dir")
     p.add_argument("--infra-only", action="store_true",
                    help="on a fresh config, enable only MariaDB, Memcached, RabbitMQ and Keystone")
+    p.add_argument("--ceph-aio", dest="ceph_aio", action="store_true",
+                   help="also run the one-node test Ceph cluster (stackyard ceph-aio) for this config dir; on a "
+                        "fresh config, enable Cinder and the Glance, Cinder and Nova RBD backends on it")
     p.add_argument("--tags", action="append", default=[])
     p.set_defaults(func=cmd_up)

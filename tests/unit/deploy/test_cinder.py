@@ -303,3 +303,18 @@ def test_volume_services_wait_names_what_stays_down(monkeypatch):
     applier = volume_wait_applier([[("cinder-volume", "otherhost@rbd-1", "up")]], monkeypatch)
     with pytest.raises(DeployError, match=r"cinder services not up after 0s \(down or missing: cinder-volume@rbd-1\)"):
         applier.do_volume_services_wait(step)
+
+
+def test_up_ceph_aio_globals_turn_on_cinder_and_the_three_rbd_backends(tmp_path, ceph):
+    from stackyard.commands.up import CLOUD_GLOBALS, GLOBALS_TEMPLATE, backends_off, ceph_globals
+
+    configdir = ceph.make(tmp_path, rbd=False)
+    (configdir / "globals.yml").write_text(GLOBALS_TEMPLATE + CLOUD_GLOBALS.format(virt_type="qemu") + ceph_globals())
+    dep, plan = ceph.plan(configdir)
+    assert backends_off(dep.variables) == []
+    assert {"cinder", "glance", "nova"} <= {p.name for p in plan.phases}
+    assert conf(ceph.files(plan), "nova-compute/nova.conf")["libvirt"]["images_type"] == ["rbd"]
+    (configdir / "globals.yml").write_text(GLOBALS_TEMPLATE + CLOUD_GLOBALS.format(virt_type="qemu"))
+    dep, _ = ceph.plan(configdir)
+    assert backends_off(dep.variables) == ["enable_cinder", "cinder_backend_ceph", "glance_backend_ceph",
+                                           "nova_backend_ceph"]
