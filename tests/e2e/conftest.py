@@ -123,6 +123,10 @@ class Deployment:
         """A stackyard command on this deployment (``--configdir`` and ``-e`` flags added)."""
         return run_stackyard(*args, configdir=self.configdir, extra_vars=self.extra_vars, **kw)
 
+    def run_plain(self, *args: str, **kw: Any) -> subprocess.CompletedProcess:
+        """A stackyard command that takes ``--configdir`` but no ``-e`` (``ceph-aio down``)."""
+        return run_stackyard(*args, configdir=self.configdir, **kw)
+
     def name(self, plain: str) -> str:
         """The engine name of a container or volume the services call ``plain``."""
         return self.prefix + plain

@@ -1,17 +1,23 @@
 """End-to-end: ``stackyard up`` from nothing gives the all-in-one cloud, which runs servers;
 a second deployment on the same engine comes and goes without touching it.
 
-The full cloud is deployed once (module fixture): ``stackyard up`` on a config
-dir that does not exist yet writes all-in-one globals for 127.0.0.1 (MariaDB,
-Memcached, RabbitMQ, Keystone, Glance, Placement, Nova under QEMU software
-emulation, Neutron with Open vSwitch, Horizon), builds (cache hits: tags) the
-images it needs, deploys and uploads the guest image. Every command gets
+The full cloud is deployed once (module fixture): ``stackyard up --ceph-aio`` on a
+config dir that does not exist yet starts the one-node test Ceph cluster and
+writes all-in-one globals for 127.0.0.1 (MariaDB, Memcached, RabbitMQ, Keystone,
+Glance, Placement, Nova under QEMU software emulation, Neutron with Open
+vSwitch, Horizon, Cinder; Glance, Cinder and Nova on Ceph RBD), builds (cache
+hits: tags) the images it needs, deploys and uploads the guest image. Every
+test below therefore runs on RBD: images in the ``images`` pool, servers'
+disks in ``vms``, volumes in ``volumes``. Every command gets
 ``-e docker_namespace=<E2E namespace> -e stackyard_name_prefix=e2e-a-``, so the
 cloud runs the images scripts/test.sh built and names everything of its own.
 
 Then, with the real ``openstack`` CLI: the day-1 resources are there (and a
 second ``init-runonce`` changes nothing), a second ``up`` is a fast no-op,
-upload and download an image, boot the stackyard guest on a tenant network,
+upload and download an image, find images, disks, volumes and snapshots as
+RBD images in their pools (and gone once deleted), attach a volume to a
+running server and see it in the guest, boot from a volume, boot the
+stackyard guest on a tenant network,
 read its console, ping it from the router namespace, ping its floating IP from
 this host (which ``up`` put on the public network), delete everything and
 check nothing leaked. MariaDB runs without snapshot isolation (concurrent
@@ -56,7 +62,10 @@ PREFIX_B = "e2e-b-"
 #: a few containers of each part of the full cloud (as the services name them)
 CLOUD_CONTAINERS = {"mariadb", "memcached", "rabbitmq", "keystone", "glance_api", "placement_api", "nova_api",
                     "nova_compute", "nova_libvirt", "neutron_server", "neutron_l3_agent", "neutron_dhcp_agent",
-                    "openvswitch_vswitchd", "horizon", "cron"}
+                    "openvswitch_vswitchd", "horizon", "cron", "cinder_api", "cinder_scheduler", "cinder_volume",
+                    "cinder_backup"}
+#: the test Ceph cluster's containers (ceph-aio's names, with the deployment's prefix)
+CEPH_CONTAINERS = {"ceph_aio_mon", "ceph_aio_mgr", "ceph_aio_osd"}
 #: deployment B: identity only (RabbitMQ is not needed by Keystone alone, and binds epmd)
 B_CONTAINERS = {"cron", "mariadb", "memcached", "keystone"}
 
@@ -71,7 +80,7 @@ class Cloud:
     netns_dir: Path        # where Neutron's namespaces of this deployment live
 
     def up_args(self) -> list[str]:
-        return ["up", "--work-dir", str(self.work), "--guest-work-dir", str(self.guest_work)]
+        return ["up", "--ceph-aio", "--work-dir", str(self.work), "--guest-work-dir", str(self.guest_work)]
 
 
 def sh(*cmd: str, check: bool = True, timeout: int = 60) -> subprocess.CompletedProcess:
@@ -95,14 +104,17 @@ def cloud(tmp_path_factory: pytest.TempPathFactory, make_deployment, guest_work_
     work = base / "build-work"
     try:
         t0 = time.monotonic()
-        up = dep.run("up", "--work-dir", str(work), "--guest-work-dir", str(guest_work_dir), timeout=3600)
+        up = dep.run("up", "--ceph-aio", "--work-dir", str(work), "--guest-work-dir", str(guest_work_dir),
+                     timeout=3600)
         up_seconds = time.monotonic() - t0
-        print(f"stackyard up (full cloud from nothing) took {up_seconds:.0f}s")
+        print(f"stackyard up --ceph-aio (full cloud on RBD from nothing) took {up_seconds:.0f}s")
         netns = plan_resources(dep, "netns")
         assert len(netns) == 1, netns
         yield Cloud(dep, up, up_seconds, work, guest_work_dir, Path(netns[0]["path"]))
     finally:
         dep.run("destroy", "--yes-i-really-really-mean-it", "--include-volumes", check=False)
+        # ceph-aio is found by its own label (the config dir), not by the deployment's
+        dep.run_plain("ceph-aio", "down", "--include-volumes", check=False)
 
 
 def osc(cloud: Cloud, *args: str, timeout: int = 300) -> str:
@@ -119,7 +131,9 @@ def test_up_from_nothing_writes_all_in_one_config_and_a_working_cloud(cloud: Clo
     assert "source " in cloud.up.stdout and "admin-openrc.sh" in cloud.up.stdout
     globals_yml = yaml.safe_load((configdir / "globals.yml").read_text())
     assert globals_yml["kolla_internal_vip_address"] == "127.0.0.1"
-    assert all(globals_yml[f"enable_{s}"] is True for s in ("glance", "placement", "nova", "neutron", "horizon"))
+    assert all(globals_yml[f"enable_{s}"] is True
+               for s in ("glance", "placement", "nova", "neutron", "horizon", "cinder"))
+    assert all(globals_yml[f"{s}_backend_ceph"] in (True, "yes") for s in ("glance", "cinder", "nova"))
     pw = configdir / "passwords.yml"
     assert pw.stat().st_mode & 0o777 == 0o600
     assert yaml.safe_load(pw.read_text())["keystone_admin_password"]
@@ -135,6 +149,12 @@ def test_up_from_nothing_writes_all_in_one_config_and_a_working_cloud(cloud: Clo
     for c in containers:
         assert c.attrs["Config"]["Image"].startswith(f"{e2e_namespace}/"), (c.name, c.attrs["Config"]["Image"])
     assert f"{PREFIX_A}mariadb" in cloud.dep.volumes()
+    ceph = {c.name for c in cloud.dep.client.containers.list(
+        filters={"label": f"org.stackyard.ceph-aio={configdir.absolute()}"})}
+    assert {PREFIX_A + n for n in CEPH_CONTAINERS} <= ceph, ceph
+    # Cinder's volume and backup services reached Ceph (the deploy waited for them)
+    services = {(s["Binary"], s["State"]) for s in osc_json(cloud, "volume", "service", "list")}
+    assert {("cinder-volume", "up"), ("cinder-backup", "up"), ("cinder-scheduler", "up")} <= services, services
     # Neutron's namespaces live in a directory of this deployment's own, not /run/netns
     assert cloud.netns_dir != Path("/run/netns") and cloud.netns_dir.is_dir()
 
@@ -169,6 +189,148 @@ def test_image_upload_and_download_are_identical(cloud: Cloud, tmp_path: Path) -
         assert hashlib.sha256(out.read_bytes()).hexdigest() == hashlib.sha256(blob.read_bytes()).hexdigest()
     finally:
         osc(cloud, "image", "delete", "e2e-blob")
+
+
+# ----------------------------------------------------------------- Ceph RBD
+class Rbd:
+    """``rbd``/``rados`` in a one-off client container (the cinder-volume image, which has
+    ceph-common) with the files ceph-aio wrote into the config dir, as the cinder user
+    (read-only on images, read-write on vms and volumes; kolla's external Ceph caps)."""
+
+    def __init__(self, cloud: Cloud, image: str) -> None:
+        self.cloud, self.image, self.runs = cloud, image, 0
+
+    def __call__(self, tool: str, *args: str) -> str:
+        cfg = self.cloud.dep.configdir / "config" / "cinder"
+        self.runs += 1
+        name = self.cloud.dep.name(f"e2e-rbd-client-{os.getpid()}-{self.runs}")
+        out = self.cloud.dep.client.containers.run(
+            self.image, [tool, "--conf", "/c/ceph.conf", "--id", "cinder",
+                         "--keyring", "/c/cinder-volume/ceph.client.cinder.keyring", *args],
+            entrypoint=[], user="root", network_mode="host", name=name, remove=True,
+            volumes={str(cfg): {"bind": "/c", "mode": "ro"}})
+        return out.decode()
+
+    def ls(self, pool: str) -> set[str]:
+        return set(self("rbd", "ls", "--pool", pool).split())
+
+
+@pytest.fixture(scope="module")
+def rbd(cloud: Cloud, e2e_image) -> Rbd:
+    return Rbd(cloud, e2e_image("cinder-volume"))
+
+
+def wait_status(cloud: Cloud, wait_for, kind: tuple[str, ...], name: str, wanted: str, timeout: int = 300) -> dict:
+    """Poll ``openstack <kind> show`` until the status is ``wanted`` (an error status fails at once)."""
+    def status():
+        shown = osc_json(cloud, *kind, "show", name)
+        assert not shown["status"].startswith("error"), shown
+        return shown if shown["status"] == wanted else None
+    return wait_for(status, timeout, f"{' '.join(kind)} {name} to be {wanted}", interval=2)
+
+
+def wait_gone(cloud: Cloud, wait_for, kind: tuple[str, ...], name: str, timeout: int = 300) -> None:
+    wait_for(lambda: cloud.dep.openstack(*kind, "show", name, check=False).returncode != 0, timeout,
+             f"{' '.join(kind)} {name} to be deleted", interval=2)
+
+
+def test_images_land_in_the_images_pool_and_leave_it(cloud: Cloud, rbd: Rbd, tmp_path: Path, wait_for) -> None:
+    guest = osc_json(cloud, "image", "show", "stackyard-guest")
+    assert guest["id"] in rbd.ls("images")
+    blob = tmp_path / "blob.raw"
+    blob.write_bytes(os.urandom(1024 * 1024))
+    image = osc_json(cloud, "image", "create", "--file", str(blob), "--disk-format", "raw", "--container-format",
+                     "bare", "e2e-rbd-image")
+    try:
+        assert image["id"] in rbd.ls("images")
+        # Glance shows the location: Nova and Cinder can clone it in Ceph
+        assert "rbd://" in json.dumps(osc_json(cloud, "image", "show", image["id"]))
+    finally:
+        osc(cloud, "image", "delete", image["id"])
+    wait_for(lambda: image["id"] not in rbd.ls("images"), 60, "the image to leave the images pool")
+
+
+def test_volumes_on_rbd_attach_to_a_server_and_boot_one(cloud: Cloud, rbd: Rbd, wait_for) -> None:
+    """A server's disk in vms; a volume in volumes, attached (the guest sees a new disk over
+    SSH), detached, snapshotted and deleted; a server booted from a volume; every RBD image
+    and its rados objects appear and go with what they belong to."""
+    key = cloud.dep.configdir / "mykey"
+    created: list[tuple[str, ...]] = []
+
+    def ssh(address: str, command: str, check: bool = True) -> subprocess.CompletedProcess:
+        res = sh("ssh", "-i", str(key), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                 "-o", "ConnectTimeout=10", "-o", "BatchMode=yes", f"root@{address}", command, check=False,
+                 timeout=60)
+        if check:
+            assert res.returncode == 0, f"{command}: {res.stdout}{res.stderr}"
+        return res
+
+    def disks(address: str) -> dict[str, int]:
+        out = ssh(address, "lsblk -b -d -n -o NAME,SIZE").stdout
+        return {name: int(size) for name, size in (line.split() for line in out.splitlines() if line.strip())}
+
+    try:
+        server = osc_json(cloud, "server", "create", "--image", "stackyard-guest", "--flavor", "m1.nano",
+                          "--network", "demo-net", "--key-name", "mykey", "--wait", "e2e-rbd-server", timeout=900)
+        created.append(("server", "delete", "--wait", server["id"]))
+        assert f"{server['id']}_disk" in rbd.ls("vms")
+        fip = osc_json(cloud, "floating", "ip", "create", "public1")["floating_ip_address"]
+        created.append(("floating", "ip", "delete", fip))
+        osc(cloud, "server", "add", "floating", "ip", server["id"], fip)
+        wait_for(lambda: ssh(fip, "true", check=False).returncode == 0, 600, f"SSH to the guest on {fip}")
+        assert "vdb" not in disks(fip)
+
+        volume = osc_json(cloud, "volume", "create", "--size", "1", "e2e-rbd-volume")
+        created.append(("volume", "delete", volume["id"]))
+        wait_status(cloud, wait_for, ("volume",), volume["id"], "available")
+        name = f"volume-{volume['id']}"
+        assert name in rbd.ls("volumes")
+        assert f"rbd_id.{name}" in rbd("rados", "ls", "--pool", "volumes").split()
+
+        osc(cloud, "server", "add", "volume", server["id"], volume["id"])
+        wait_status(cloud, wait_for, ("volume",), volume["id"], "in-use")
+        wait_for(lambda: disks(fip).get("vdb") == 1 << 30, 120, "the guest to see the 1 GiB volume as vdb")
+        osc(cloud, "server", "remove", "volume", server["id"], volume["id"])
+        wait_status(cloud, wait_for, ("volume",), volume["id"], "available")
+        wait_for(lambda: "vdb" not in disks(fip), 120, "vdb to leave the guest")
+
+        snap = osc_json(cloud, "volume", "snapshot", "create", "--volume", volume["id"], "e2e-rbd-snapshot")
+        created.append(("volume", "snapshot", "delete", snap["id"]))  # cleaned up before its volume
+        wait_status(cloud, wait_for, ("volume", "snapshot"), snap["id"], "available")
+        assert f"snapshot-{snap['id']}" in rbd("rbd", "snap", "ls", f"volumes/{name}")
+        osc(cloud, "volume", "snapshot", "delete", snap["id"])
+        wait_gone(cloud, wait_for, ("volume", "snapshot"), snap["id"])
+        assert f"snapshot-{snap['id']}" not in rbd("rbd", "snap", "ls", f"volumes/{name}")
+        osc(cloud, "volume", "delete", volume["id"])
+        wait_gone(cloud, wait_for, ("volume",), volume["id"])
+        assert name not in rbd.ls("volumes")
+        assert f"rbd_id.{name}" not in rbd("rados", "ls", "--pool", "volumes").split()
+
+        # boot from a volume made from the guest image: the root disk is that volume
+        boot = osc_json(cloud, "volume", "create", "--image", "stackyard-guest", "--size", "1", "--bootable",
+                        "e2e-rbd-boot")
+        created.append(("volume", "delete", boot["id"]))
+        wait_status(cloud, wait_for, ("volume",), boot["id"], "available", timeout=600)
+        assert f"volume-{boot['id']}" in rbd.ls("volumes")
+        bfv = osc_json(cloud, "server", "create", "--volume", boot["id"], "--flavor", "m1.nano", "--network",
+                       "demo-net", "--wait", "e2e-rbd-bfv", timeout=900)
+        created.append(("server", "delete", "--wait", bfv["id"]))
+        assert f"{bfv['id']}_disk" not in rbd.ls("vms")
+
+        def banner():
+            log = osc(cloud, "console", "log", "show", bfv["id"])
+            return re.search(r"stackyard-guest: hostname=\S+ address=\S+ root=(\S+)", log)
+
+        assert wait_for(banner, 600, "the volume-booted guest's banner").group(1) == "overlay"
+        osc(cloud, "server", "delete", "--wait", bfv["id"], timeout=600)
+        osc(cloud, "server", "delete", "--wait", server["id"], timeout=600)
+        wait_for(lambda: f"{server['id']}_disk" not in rbd.ls("vms"), 120, "the server's disk to leave vms")
+        osc(cloud, "volume", "delete", boot["id"])
+        wait_gone(cloud, wait_for, ("volume",), boot["id"])
+        assert f"volume-{boot['id']}" not in rbd.ls("volumes")
+    finally:
+        for cmd in reversed(created):
+            cloud.dep.openstack(*cmd, check=False, timeout=600)
 
 
 def test_server_boots_gets_dhcp_and_metadata_and_answers_ping(cloud: Cloud, server_scenario) -> None:
