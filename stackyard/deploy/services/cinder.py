@@ -251,6 +251,12 @@ SERVICE = Service(
         Option("cinder_api_port", int, 8776, "Cinder API port."),
         Option("cinder_api_workers", int, 2, "uWSGI processes of the Cinder API."),
         *(_unsupported(name, what) for name, what in UNSUPPORTED_BACKENDS.items()),
+        Option("cinder_ceph_backends", list, [], "kolla-ansible's list of RBD backends (several clusters).",
+               unsupported="several Ceph backends are not implemented: the one RBD backend follows "
+                           "ceph_cinder_user, ceph_cinder_pool_name and ceph_cluster"),
+        Option("cinder_backup_ceph_backend", dict, {}, "kolla-ansible's Ceph cluster of cinder-backup.",
+               unsupported="a backup cluster of its own is not implemented: backups follow "
+                           "ceph_cinder_backup_user, ceph_cinder_backup_pool_name and ceph_cluster"),
     ),
     passwords=(Password("cinder_database_password"), Password("cinder_keystone_password"),
                Password("cinder_rbd_secret_uuid", PasswordKind.UUID)),

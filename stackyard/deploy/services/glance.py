@@ -108,6 +108,9 @@ SERVICE = Service(
         Option("ceph_glance_keyring", str, "client.{{ ceph_glance_user }}.keyring",
                "Keyring file name of ceph_glance_user, after '<ceph_cluster>.'."),
         Option("ceph_glance_pool_name", str, "images", "Ceph pool of Glance's images."),
+        Option("glance_ceph_backends", list, [], "kolla-ansible's list of RBD stores (several clusters).",
+               unsupported="several Ceph stores are not implemented: the one RBD store follows "
+                           "ceph_glance_user, ceph_glance_pool_name and ceph_cluster"),
     ),
     passwords=(Password("glance_database_password"), Password("glance_keystone_password")),
     databases=(Database("glance", "glance", "glance_database_password"),),

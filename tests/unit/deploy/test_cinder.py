@@ -318,3 +318,11 @@ def test_up_ceph_aio_globals_turn_on_cinder_and_the_three_rbd_backends(tmp_path,
     dep, _ = ceph.plan(configdir)
     assert backends_off(dep.variables) == ["enable_cinder", "cinder_backend_ceph", "glance_backend_ceph",
                                            "nova_backend_ceph"]
+
+
+@pytest.mark.parametrize("key,value", [("cinder_ceph_backends", [{"name": "rbd-2", "cluster": "other"}]),
+                                       ("glance_ceph_backends", [{"name": "rbd", "cluster": "other"}]),
+                                       ("cinder_backup_ceph_backend", {"cluster": "other"})])
+def test_kollas_several_cluster_lists_are_refused(tmp_path, ceph, key, value):
+    with pytest.raises(ConfigError, match=rf"'{key}' is .* not implemented"):
+        ceph.plan(ceph.make(tmp_path, {key: value}))
