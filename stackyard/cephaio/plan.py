@@ -364,7 +364,8 @@ def daemon_conf(settings: Settings, fsid: str) -> str:
     }
     sections = [
         ("global", glob),
-        ("mon", {"debug_rocksdb": "1/5"}),
+        # the monitor binds the ports of mon_host (public_addr alone gives it Ceph's 3300/6789)
+        ("mon", {"public_addrv": settings.mon_host, "debug_rocksdb": "1/5"}),
         ("mgr", {"keyring": "/etc/ceph/$cluster.$name.keyring",
                  "mgr/devicehealth/enable_monitoring": "false"}),
         ("osd", {"keyring": "/etc/ceph/$cluster.$name.keyring",

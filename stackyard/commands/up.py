@@ -80,7 +80,8 @@ def start_ceph_aio(args: argparse.Namespace, flags: dict[str, Any]) -> None:
     """The test Ceph cluster of the config dir, its images built when missing; ready on return."""
     say = console().print
     evars = extra_vars(args.extra_vars)
-    settings, _opts = cephaio.resolve(args.configdir, extra_vars=evars)
+    ports = {"mon_port": args.ceph_aio_mon_port, "mon_v1_port": args.ceph_aio_mon_v1_port}
+    settings, _opts = cephaio.resolve(args.configdir, extra_vars=evars, **ports)
     engine = local_engine()
     missing = cephaio.missing_images(engine, settings)
     if missing:
@@ -89,7 +90,8 @@ def start_ceph_aio(args: argparse.Namespace, flags: dict[str, Any]) -> None:
         result = build_images(build_config(None, build_flags), list(cephaio.IMAGES), engine=engine)
         if result["failed"] or result["parent_failed"]:
             raise StackyardError(f"image build failed: {result['failed_reasons']}")
-    up = cephaio.up(args.configdir, extra_vars=evars, engine=engine, say=lambda m: print(m, file=sys.stderr))
+    up = cephaio.up(args.configdir, extra_vars=evars, engine=engine, say=lambda m: print(m, file=sys.stderr),
+                    **ports)
     state = "nothing changed" if up.nothing_changed else f"ready in {up.seconds:.0f}s"
     say(f"ceph-aio: cluster {up.fsid} is up ({up.health}); {state}")
 
@@ -170,5 +172,9 @@ def register(sub: Any) -> None:
     p.add_argument("--ceph-aio", dest="ceph_aio", action="store_true",
                    help="also run the one-node test Ceph cluster (stackyard ceph-aio) for this config dir; on a "
                         "fresh config, enable Cinder and the Glance, Cinder and Nova RBD backends on it")
+    p.add_argument("--ceph-aio-mon-port", dest="ceph_aio_mon_port", type=int, default=None,
+                   help="the test Ceph monitor's msgr v2 port (ceph-aio's default 3300)")
+    p.add_argument("--ceph-aio-mon-v1-port", dest="ceph_aio_mon_v1_port", type=int, default=None,
+                   help="the test Ceph monitor's msgr v1 port (ceph-aio's default 6789)")
     p.add_argument("--tags", action="append", default=[])
     p.set_defaults(func=cmd_up)

@@ -45,6 +45,13 @@ COMMANDS = {
     "cinder-backup": "cinder-backup --config-file /etc/cinder/cinder.conf",
 }
 
+#: cinder's privsep daemon (started through sudo cinder-rootwrap) keeps its context's
+#: capabilities (sys_admin_pctxt: CHOWN, DAC_OVERRIDE, DAC_READ_SEARCH, FOWNER, NET_ADMIN,
+#: SYS_ADMIN) and fails to start when the bounding set lacks one; SYS_PTRACE as for Nova's.
+#: It checks an image's format before conversion (format_inspector), so volumes made
+#: from images need it. No --privileged (kolla-ansible's), no host /dev.
+PRIVSEP_CAPS = ["NET_ADMIN", "SYS_ADMIN", "DAC_READ_SEARCH", "SYS_PTRACE"]
+
 #: the config dirs whose services talk to Ceph (the API and the scheduler do not)
 CEPH_CLIENTS = ("cinder-volume", "cinder-backup")
 
@@ -185,7 +192,7 @@ def plan(ctx: PlanContext) -> Phase:
     sched = ctx.container("cinder_scheduler", "cinder-scheduler", "cinder-scheduler",
                           healthcheck=["healthcheck_port", "cinder-scheduler", rpc])
     state = ["cinder:/var/lib/cinder/"]
-    volume = ctx.container("cinder_volume", "cinder-volume", "cinder-volume", volumes=state,
+    volume = ctx.container("cinder_volume", "cinder-volume", "cinder-volume", volumes=state, cap_add=PRIVSEP_CAPS,
                            healthcheck=["healthcheck_port", "cinder-volume", rpc])
     steps = [
         *ctx.database_steps(),
@@ -196,7 +203,7 @@ def plan(ctx: PlanContext) -> Phase:
     ]
     waits = ["cinder_api", "cinder_scheduler", "cinder_volume"]
     if backup_enabled(v):
-        backup = ctx.container("cinder_backup", "cinder-backup", "cinder-backup", volumes=state,
+        backup = ctx.container("cinder_backup", "cinder-backup", "cinder-backup", volumes=state, cap_add=PRIVSEP_CAPS,
                                healthcheck=["healthcheck_port", "cinder-backup", rpc])
         steps.append(Step(StepKind.CONTAINER, "cinder_backup", backup, group="cinder-backup"))
         waits.append("cinder_backup")
