@@ -35,6 +35,8 @@ ADMIN = "stackyard-ceph-admin"
 ADMIN_ENV = "STACKYARD_CEPH_COMMANDS"
 ADMIN_UNREACHABLE = 2
 LOG_LINES = 25
+#: seconds a ready cluster gets to report HEALTH_OK before up returns with its warnings
+HEALTH_GRACE = 20
 
 Say = Callable[[str], None]
 
@@ -298,6 +300,14 @@ def up(configdir: str | Path, namespace: str | None = None, name_prefix: str | N
                        "osd", "the cluster to be ready")
         assert status is not None
     ready = P.readiness(status, expected)
+    if ready.health != "HEALTH_OK":
+        # health lags the maps by a manager tick or two (a pool just initialised still counts as
+        # without application): give it a moment, then report what is left rather than fail
+        grace = min(deadline, time.monotonic() + HEALTH_GRACE)
+        while ready.health != "HEALTH_OK" and time.monotonic() < grace:
+            time.sleep(0.5)
+            status = ceph_status(eng, cfg) or status
+            ready = P.readiness(status, expected)
     result.health, result.checks = ready.health, ready.checks
     result.seconds = time.monotonic() - started
     return result
@@ -353,6 +363,18 @@ def _write_client_files(cfg: P.Settings, opts: P.CephOptions, st: S.State, chang
             changed.append(f"wrote {path}")
         st.files[str(path)] = S.digest(text)
         out.append(str(path))
+    # a user or cluster renamed in globals.yml: the old user's keyring goes (if still as written)
+    for path_text in sorted(set(st.files) - set(out)):
+        path = Path(path_text)
+        try:
+            current = path.read_text()
+        except FileNotFoundError:
+            current = None
+        if current is not None and S.digest(current) == st.files[path_text]:
+            path.unlink()
+            _prune_empty(path.parent, cfg.overrides_dir)
+            changed.append(f"removed {path} (no longer in the layout)")
+        del st.files[path_text]
     return out
 
 
