@@ -364,6 +364,13 @@ class TargetApplier:
         return CHANGED, action.describe(False)
 
     def do_wait(self, step: Step) -> tuple[str, str]:
+        """Wait for a container's healthcheck, then for its ``ready`` check if the step has one.
+
+        ``ready`` is a command (argv) run in the container for what the container's own check
+        does not cover but the next steps need: neutron-server's API answers
+        before its RPC workers consume, and an agent started before that loses
+        its first call (a 60 s RPC timeout).
+        """
         if self.dry_run:
             return UNCHANGED, "skipped (dry run)"
         name = step.name
@@ -371,24 +378,30 @@ class TargetApplier:
         deadline = time.monotonic() + timeout
         spec = self.plan.spec_of(name)
         test = spec.healthcheck.test if spec and spec.healthcheck else None
-        last = ""
+        ready = list(step.params.get("ready") or [])
+        state, last = "", ""
         while True:
             c = self.eng.container(name)
             if c is None:
                 raise DeployError(f"host {self.plan.host}: container {name} vanished while waiting for it")
-            if c.health == "healthy":
-                return UNCHANGED, "healthy"
             if not c.running:
                 if c.status not in ("restarting", "created"):
                     tail = self.eng.logs(name, tail=5).strip().splitlines()
                     raise DeployError(f"host {self.plan.host}: container {name} is {c.status} "
                                       f"(exit {c.exit_code}): {tail[-1] if tail else 'no output'}")
+            elif c.health == "healthy":
+                state = "healthy"
             elif test is None:
-                return UNCHANGED, "running"
+                state = "running"
             else:
                 ok, last = run_healthcheck(self.eng, name, test)
+                state = "healthy" if ok else ""
+            if state and not ready:
+                return UNCHANGED, state
+            if state:
+                ok, last = run_healthcheck(self.eng, name, ["CMD", *ready])
                 if ok:
-                    return UNCHANGED, "healthy"
+                    return UNCHANGED, f"{state}, {last.strip() or 'ready'}"
             if time.monotonic() > deadline:
                 raise DeployError(f"host {self.plan.host}: {name} not healthy after {timeout:.0f}s: {last}")
             time.sleep(1)
@@ -481,8 +494,9 @@ class TargetApplier:
 
     def run_steps(self, only_phases: set[str] | None = None,
                   select: dict[str, list[str]] | None = None) -> None:
-        """Run the plan's steps in order; ``select`` maps phase -> step keys to run."""
+        """Run the plan's steps in order, deferred ones last; ``select`` maps phase -> step keys to run."""
         handlers = self.handlers()
+        deferred: list[tuple[str, Step]] = []
         for phase in self.plan.phases:
             if only_phases is not None and phase.name not in only_phases:
                 continue
@@ -492,21 +506,30 @@ class TargetApplier:
             for step in phase.steps:
                 if wanted is not None and step.key not in wanted:
                     continue
-                t0 = time.monotonic()
-                handler = handlers.get(step.kind)
-                if handler is None:
-                    raise DeployError(f"host {self.plan.host}: {phase.name}/{step.name}: step kind "
-                                      f"'{step.kind}' cannot run here")
-                try:
-                    status, detail = handler(step)
-                except DeployError as exc:
-                    self._record(phase.name, step, FAILED, t0, str(exc))
-                    raise
-                except EngineError as exc:
-                    msg = f"host {self.plan.host}: {phase.name}/{step.name}: {exc}"
-                    self._record(phase.name, step, FAILED, t0, msg)
-                    raise DeployError(msg) from None
-                self._record(phase.name, step, status, t0, detail)
+                if step.deferred:
+                    deferred.append((phase.name, step))
+                    continue
+                self._run_step(handlers, phase.name, step)
+        # readiness checks nothing in between relied on: their waits overlapped with the later phases
+        for phase_name, step in deferred:
+            self._run_step(handlers, phase_name, step)
+
+    def _run_step(self, handlers: dict[StepKind, Handler], phase: str, step: Step) -> None:
+        t0 = time.monotonic()
+        handler = handlers.get(step.kind)
+        if handler is None:
+            raise DeployError(f"host {self.plan.host}: {phase}/{step.name}: step kind "
+                              f"'{step.kind}' cannot run here")
+        try:
+            status, detail = handler(step)
+        except DeployError as exc:
+            self._record(phase, step, FAILED, t0, str(exc))
+            raise
+        except EngineError as exc:
+            msg = f"host {self.plan.host}: {phase}/{step.name}: {exc}"
+            self._record(phase, step, FAILED, t0, msg)
+            raise DeployError(msg) from None
+        self._record(phase, step, status, t0, detail)
 
     def run(self, only_phases: set[str] | None = None) -> ApplyReport:
         start = time.monotonic()

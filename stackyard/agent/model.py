@@ -213,6 +213,10 @@ class Step:
     #: position in the service's full step list before placement dropped the
     #: steps of other groups: orders the union of every host's steps
     seq: int = -1
+    #: a readiness check nothing later in the deploy relies on (Neutron's agents
+    #: reporting, the hypervisor appearing): run after every phase, so its wait
+    #: overlaps with the services that follow instead of holding them up
+    deferred: bool = False
 
     def __post_init__(self) -> None:
         self.kind = StepKind(self.kind)
@@ -309,7 +313,8 @@ class HostPlan:
                     spec = ContainerSpec(**dict(spec, healthcheck=Healthcheck(**hc) if hc else None))
                 steps.append(Step(kind=s["kind"], name=s["name"], container=spec,
                                   params=s.get("params", {}), scope=s.get("scope", ""),
-                                  group=s.get("group", ""), seq=s.get("seq", -1)))
+                                  group=s.get("group", ""), seq=s.get("seq", -1),
+                                  deferred=bool(s.get("deferred", False))))
             phases.append(Phase(p["name"], steps, p.get("serial", False)))
         return cls(host=data["host"], config_root=data["config_root"],
                    deployment=data.get("deployment", ""),

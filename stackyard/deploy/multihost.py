@@ -100,38 +100,85 @@ def _label(name: str, keys: list[str]) -> str:
     return f"{name}: {', '.join(dict.fromkeys(short))}"
 
 
+def _deferred_keys(plans: dict[str, HostPlan], hosts: list[str], name: str) -> set[str]:
+    """Keys of phase ``name``'s deferred steps (:attr:`Step.deferred`) on any of ``hosts``."""
+    return {s.key for h in hosts if (p := _phase(plans[h], name)) for s in p.steps if s.deferred}
+
+
+def _barrier_keys(plans: dict[str, HostPlan], hosts: list[str], name: str) -> set[str]:
+    """Keys of phase ``name``'s waits with a ``ready`` check: what follows needs it on every host."""
+    return {s.key for h in hosts if (p := _phase(plans[h], name)) for s in p.steps
+            if s.kind == StepKind.WAIT and s.params.get("ready")}
+
+
+def _runs(items: list[tuple[str, str, list[str]]], barriers: set[str]) -> list[list[tuple[str, str, list[str]]]]:
+    """``items`` cut where ``where`` changes and after each barrier step."""
+    runs: list[list[tuple[str, str, list[str]]]] = []
+    for _where, group in groupby(items, key=lambda item: item[1]):
+        runs.append([])
+        for item in group:
+            runs[-1].append(item)
+            if item[0] in barriers:
+                runs.append([])
+    return [r for r in runs if r]
+
+
+def _waves_of(name: str, items: list[tuple[str, str, list[str]]], hosts: list[str], serial: bool,
+              barriers: frozenset[str] | set[str] = frozenset()) -> list[Wave]:
+    """The waves of a run of phase ``name``'s steps, cut where the steps change ``where``.
+
+    A wave that follows a barrier (a wait with a ``ready`` check) starts only
+    once every host finished it: it is never merged into the barrier's wave.
+    """
+    waves: list[Wave] = []
+    after_barrier = False
+    for run in _runs(items, barriers):
+        where = run[0][1]
+        keys = [k for k, _, _ in run]
+        if where == "deploy":
+            # API steps run from the plan of the first host that has them
+            for src, chunk in groupby(run, key=lambda item: item[2][0]):
+                ks = [k for k, _, _ in chunk]
+                waves.append(Wave(_label(name, ks), "api", hosts, {src: {name: ks}}, mergeable=False))
+        elif where == "once":
+            select: dict[str, dict[str, list[str]]] = {}
+            for k, _, holders in run:
+                select.setdefault(holders[0], {}).setdefault(name, []).append(k)
+            waves.append(Wave(_label(name, keys), "target", [h for h in hosts if h in select], select,
+                              mergeable=False, absorbs_next=True))
+        else:
+            select = {}
+            for k, _, holders in run:
+                for h in holders:
+                    select.setdefault(h, {}).setdefault(name, []).append(k)
+            # one host at a time only means something with more than one host
+            one_by_one = serial and len(select) > 1
+            waves.append(Wave(_label(name, keys), "target", [h for h in hosts if h in select], select,
+                              serial=one_by_one, mergeable=not one_by_one and not after_barrier))
+        after_barrier = run[-1][0] in barriers
+    return waves
+
+
 def compute_waves(plans: dict[str, HostPlan], only_phases: set[str] | None = None) -> list[Wave]:
-    """Cut the plans into waves, in order, then merge neighbours that may run together."""
+    """Cut the plans into waves, in order, then merge neighbours that may run together.
+
+    Deferred steps (readiness checks nothing later relies on) become waves of
+    their own after every phase, as the all-in-one applier runs them.
+    """
     hosts_all = list(plans)
     waves = [Wave("prepare", "target", hosts_all, {h: {} for h in hosts_all}, prepare=True)]
+    later: list[Wave] = []
     for name in phase_order(plans):
         if only_phases is not None and name not in only_phases:
             continue
         hosts = [h for h in hosts_all if _phase(plans[h], name)]
         serial = any(p.serial for h in hosts for p in plans[h].phases if p.name == name)
-        for where, group in groupby(step_union(plans, hosts, name), key=lambda item: item[1]):
-            items = list(group)
-            keys = [k for k, _, _ in items]
-            if where == "deploy":
-                # API steps run from the plan of the first host that has them
-                for src, chunk in groupby(items, key=lambda item: item[2][0]):
-                    ks = [k for k, _, _ in chunk]
-                    waves.append(Wave(_label(name, ks), "api", hosts, {src: {name: ks}}, mergeable=False))
-            elif where == "once":
-                select: dict[str, dict[str, list[str]]] = {}
-                for k, _, holders in items:
-                    select.setdefault(holders[0], {}).setdefault(name, []).append(k)
-                waves.append(Wave(_label(name, keys), "target", [h for h in hosts if h in select], select,
-                                  mergeable=False, absorbs_next=True))
-            else:
-                select = {}
-                for k, _, holders in items:
-                    for h in holders:
-                        select.setdefault(h, {}).setdefault(name, []).append(k)
-                # one host at a time only means something with more than one host
-                one_by_one = serial and len(select) > 1
-                waves.append(Wave(_label(name, keys), "target", [h for h in hosts if h in select], select,
-                                  serial=one_by_one, mergeable=not one_by_one))
+        deferred = _deferred_keys(plans, hosts, name)
+        items = step_union(plans, hosts, name)
+        waves += _waves_of(name, [i for i in items if i[0] not in deferred], hosts, serial,
+                           _barrier_keys(plans, hosts, name))
+        later += _waves_of(name, [i for i in items if i[0] in deferred], hosts, serial)
+    waves += later
     merged: list[Wave] = []
     for w in waves:
         last = merged[-1] if merged else None

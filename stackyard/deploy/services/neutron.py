@@ -159,20 +159,28 @@ def plan(ctx: PlanContext) -> Phase:
     split_steps = [Step(StepKind.CONTAINER, svc.replace("-", "_"),
                         ctx.container(svc.replace("-", "_"), "neutron-server", svc), group="neutron-server")
                    for svc in (SPLIT_SERVER if split else {})]
+    # The agents start once the server's RPC workers hold their RabbitMQ connection: an
+    # agent's first call (the L3 agent's HA router count) sent before the server's queues
+    # exist is dropped and only retried after rpc_response_timeout (60 s).
+    rpc = ["healthcheck_port", "neutron-rpc-server" if split else "neutron-server", str(v["rabbitmq_port"])]
+    rpc_waits = ([Step(StepKind.WAIT, "neutron_rpc_server", params={"timeout": 180, "ready": rpc},
+                       group="neutron-server")] if split else [])
     return Phase("neutron", [
         ctx.host_step(),
         *ctx.database_steps(),
         boot,
         Step(StepKind.CONTAINER, "neutron_server", server, group="neutron-server"),
         *split_steps,
+        Step(StepKind.WAIT, "neutron_server", params={"timeout": 180, **({} if split else {"ready": rpc})}),
+        *rpc_waits,
         Step(StepKind.CONTAINER, "neutron_openvswitch_agent", ovs, group="neutron-openvswitch-agent"),
         Step(StepKind.CONTAINER, "neutron_dhcp_agent", dhcp, group="neutron-dhcp-agent"),
         Step(StepKind.CONTAINER, "neutron_l3_agent", l3, group="neutron-l3-agent"),
         Step(StepKind.CONTAINER, "neutron_metadata_agent", meta, group="neutron-metadata-agent"),
-        Step(StepKind.WAIT, "neutron_server", params={"timeout": 180}),
         *ctx.registration_steps(),
         Step(StepKind.AGENTS_WAIT, "neutron", params={"timeout": 180, "agents": [
-            "Open vSwitch agent", "DHCP agent", "L3 agent", "Metadata agent"]}, group="neutron-server"),
+            "Open vSwitch agent", "DHCP agent", "L3 agent", "Metadata agent"]}, group="neutron-server",
+            deferred=True),
     ])
 
 

@@ -213,6 +213,14 @@ COMMANDS = {
 }
 
 
+def scheduler_conf(conf: dict) -> dict:
+    """nova.conf for the scheduler: its periodic tasks (host discovery among them) start at
+    once. oslo.service's random start delay (up to 60 s) spreads many computes' tasks; the
+    few schedulers gain nothing from it, and a new compute host would wait for it to be
+    discovered."""
+    return {**conf, "DEFAULT": {**conf["DEFAULT"], "periodic_fuzzy_delay": 0}}
+
+
 def plan(ctx: PlanContext) -> Phase:
     v = ctx.variables
     api_port, meta_port = int(v["nova_api_port"]), int(v["nova_metadata_port"])
@@ -224,7 +232,8 @@ def plan(ctx: PlanContext) -> Phase:
     if uses_ceph(v):
         ceph_compute, ceph_libvirt, _secrets = ceph_plan(ctx)
     for svc, (command, _image) in COMMANDS.items():
-        ctx.add_ini(svc, "nova.conf", compute_conf(ctx, conf) if svc == "nova-compute" else conf, owner=owner)
+        svc_conf = {"nova-compute": compute_conf(ctx, conf), "nova-scheduler": scheduler_conf(conf)}.get(svc, conf)
+        ctx.add_ini(svc, "nova.conf", svc_conf, owner=owner)
         files = [cfile("nova.conf", "/etc/nova/nova.conf", owner, "0600")]
         if svc == "nova-compute":
             files += ceph_compute
@@ -274,6 +283,10 @@ def plan(ctx: PlanContext) -> Phase:
     )
     return Phase("nova", [
         *ctx.database_steps(),
+        # the scheduler and the conductor log in to Keystone as nova when they start (a
+        # placement client): without the user they exit and the engine's restart back-off
+        # delays them, so the user comes first, as kolla-ansible registers before deploying
+        *ctx.registration_steps(),
         boot,
         Step(StepKind.CONTAINER, "nova_api", api, group="nova-api"),
         Step(StepKind.CONTAINER, "nova_metadata", meta, group="nova-metadata"),
@@ -281,13 +294,18 @@ def plan(ctx: PlanContext) -> Phase:
         Step(StepKind.CONTAINER, "nova_conductor", cond, group="nova-conductor"),
         Step(StepKind.CONTAINER, "nova_novncproxy", vnc, group="nova-novncproxy"),
         Step(StepKind.CONTAINER, "nova_libvirt", libvirt, group="nova-libvirt"),
-        Step(StepKind.CONTAINER, "nova_compute", compute, group="nova-compute"),
         Step(StepKind.WAIT, "nova_api", params={"timeout": 180}),
         Step(StepKind.WAIT, "nova_metadata", params={"timeout": 180}),
         Step(StepKind.WAIT, "nova_libvirt", params={"timeout": 120}),
-        *ctx.registration_steps(),
+        # nova-compute starts once the conductor consumes: its first call (a ping to
+        # the conductor) sent before the conductor's queue exists is dropped and only
+        # retried after rpc_response_timeout (60 s)
+        Step(StepKind.WAIT, "nova_conductor", params={
+            "timeout": 180, "ready": ["healthcheck_port", "nova-conductor", str(v["rabbitmq_port"])]},
+            group="nova-conductor"),
+        Step(StepKind.CONTAINER, "nova_compute", compute, group="nova-compute"),
         Step(StepKind.HYPERVISOR_WAIT, v.get("inventory_hostname", "localhost"), params={"timeout": 300},
-             group="nova-compute"),
+             group="nova-compute", deferred=True),
     ])
 
 

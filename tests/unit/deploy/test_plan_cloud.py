@@ -175,3 +175,31 @@ def test_public_gateway_on_the_host_follows_its_options(tmp_path):
                 stackyard_public_gateway="192.168.77.254")[0].address == "192.168.77.254/24"
     assert veth("off", stackyard_public_on_host=False)[0].address == ""
     assert veth("nic", neutron_external_interface="eth1") == []  # a real NIC: no veth, no address
+
+
+def test_only_the_scheduler_starts_its_periodic_tasks_without_a_random_delay(tmp_path):
+    """Host discovery runs in the scheduler's periodic tasks: with oslo.service's random
+    start delay a new compute host waited up to a minute to be usable."""
+    _, plan = cloud_plan(tmp_path)
+    sched = parse_ini(file_text(plan, "nova-scheduler/nova.conf"))
+    assert sched["DEFAULT"]["periodic_fuzzy_delay"] == ["0"]
+    assert sched["scheduler"]["discover_hosts_in_cells_interval"] == ["10"]
+    for svc in ("nova-compute", "nova-conductor", "nova-api"):
+        assert "periodic_fuzzy_delay" not in parse_ini(file_text(plan, f"{svc}/nova.conf"))["DEFAULT"], svc
+
+
+def test_services_wait_for_what_their_first_rpc_call_needs(tmp_path):
+    """An RPC call sent before the server's queue exists is lost for rpc_response_timeout:
+    agents start once neutron-server consumes, nova-compute once the conductor does; the
+    nova user exists before any nova container starts (they log in at start)."""
+    _, plan = cloud_plan(tmp_path)
+    keys = {p.name: [s.key for s in p.steps] for p in plan.phases}
+    neutron, nova = keys["neutron"], keys["nova"]
+    for agent in ("neutron_openvswitch_agent", "neutron_dhcp_agent", "neutron_l3_agent", "neutron_metadata_agent"):
+        assert neutron.index("wait:neutron_server") < neutron.index(f"container:{agent}")
+    server_wait = next(s for p in plan.phases for s in p.steps if s.key == "wait:neutron_server")
+    assert server_wait.params["ready"] == ["healthcheck_port", "neutron-server", "5672"]
+    assert nova.index("keystone_register:nova") < nova.index("job:bootstrap_nova") < nova.index("container:nova_api")
+    assert nova.index("wait:nova_conductor") < nova.index("container:nova_compute")
+    deferred = [s.key for p in plan.phases for s in p.steps if s.deferred]
+    assert deferred == ["agents_wait:neutron", "hypervisor_wait:localhost"]

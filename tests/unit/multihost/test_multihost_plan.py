@@ -383,8 +383,9 @@ def test_waves_keep_the_service_order_across_hosts_with_different_steps(tmp_path
     plan_mod.make_plans(dep)
     order = [k for k, _, _ in multihost.step_union(dep.plans, ["node1", "node2", "node3"], "nova")]
     assert order.index("database:nova_api") < order.index("job:bootstrap_nova") < order.index("container:nova_api")
-    assert order.index("container:nova_compute") < order.index("keystone_register:nova") \
-        < order.index("hypervisor_wait:node3")
+    # the conductor needs the nova user; nova-compute needs the conductor consuming
+    assert order.index("keystone_register:nova") < order.index("wait:nova_conductor") \
+        < order.index("container:nova_compute") < order.index("hypervisor_wait:node3")
     waves = multihost.compute_waves(dep.plans)
     pos = {k: i for i, w in enumerate(waves) for sel in w.select.values() for keys in sel.values() for k in keys}
     assert pos["database:nova_api"] < pos["job:bootstrap_nova"] < pos["container:nova_compute"] \
@@ -563,7 +564,8 @@ def test_upgrade_waves_recreate_control_services_host_by_host(tmp_path):
     assert db.hosts == ["node1"] and waves.index(db) < waves.index(conductor) and conductor.serial
     (compute,) = holding("nova", "container:nova_compute")
     # computes last: the controllers' nova containers first, one host at a time, then node3's
-    assert compute.serial and compute.hosts[-1] == "node3" and waves.index(compute) >= waves.index(conductor)
+    # (nova-compute waits for the conductors to consume: a wave of its own, node3 alone here)
+    assert compute.hosts == ["node3"] and waves.index(compute) > waves.index(conductor)
     plays = yaml.safe_load(multihost.render_playbook(waves, tmp_path / "plans", "/etc/kolla"))
     by_name = {p["name"].split(" ", 1)[1]: p for p in plays}
     assert by_name[keystone.name]["serial"] == 1 and "serial" not in by_name[expand.name]
@@ -583,3 +585,27 @@ def test_a_serial_phase_on_one_host_needs_no_play_of_its_own(tmp_path):
              for h, p in dep.plans.items()}
     assert not any(w.serial for w in multihost.compute_waves(plans))
     assert len(multihost.compute_waves(plans)) == len(multihost.compute_waves(dep.plans))
+
+
+def test_deferred_readiness_waits_run_after_every_phase(tmp_path):
+    """Neutron's agents and the hypervisor are waited for last, across hosts, so their wait
+    overlaps with the services deployed after them; everything else keeps the service order."""
+    configdir = tmp_path / "etc-kolla"
+    configdir.mkdir()
+    genpwd(configdir / "passwords.yml")
+    (configdir / "globals.yml").write_text(yaml.safe_dump({
+        "kolla_internal_vip_address": VIP, "network_interface": "eth0",
+        "enable_glance": True, "enable_placement": True, "enable_nova": True, "enable_neutron": True,
+        "enable_horizon": True}))
+    dep = plan_mod.load(configdir, [cloud_inventory(tmp_path)])
+    plan_mod.make_plans(dep)
+    waves = multihost.compute_waves(dep.plans)
+    pos = {k: i for i, w in enumerate(waves) for sel in w.select.values() for keys in sel.values() for k in keys}
+    last_regular = max(i for k, i in pos.items() if k not in ("agents_wait:neutron", "hypervisor_wait:node3"))
+    assert pos["container:horizon"] < pos["agents_wait:neutron"] < pos["hypervisor_wait:node3"]
+    assert last_regular < pos["agents_wait:neutron"]
+    # each deferred wait is an API wave of its own, run once from the deploy host
+    assert [w.kind for w in waves[-2:]] == ["api", "api"]
+    # the agents start after the server's RPC is ready; nova-compute after the conductor's
+    assert pos["wait:neutron_server"] < pos["container:neutron_l3_agent"]
+    assert pos["wait:nova_conductor"] < pos["container:nova_compute"]
