@@ -238,7 +238,7 @@ def test_missing_images_are_named_with_the_build_command(configdir, ports):
 
 def test_a_daemon_that_stops_fails_with_its_last_log_lines(configdir, engine, ports):
     engine.crash["osd"] = 1
-    with pytest.raises(DeployError, match=r"t-ceph_aio_osd exited with status 1.*\n.*failed to load the OSD map"):
+    with pytest.raises(DeployError, match=r"(?s)t-ceph_aio_osd exited with status 1; its last log lines:\n.*osd\.0 failed to load the OSD map"):
         up(configdir, engine, ports)
 
 
@@ -273,8 +273,6 @@ def test_down_keeps_data_and_files_unless_asked(configdir, engine, ports):
     first = up(configdir, engine, ports)
     user_file = configdir / "config/glance/glance-api.conf"
     user_file.write_text("[glance_store]\n")
-    edited = configdir / "config/nova/ceph.conf"
-    edited.write_text(edited.read_text() + "rbd_cache = true\n")
 
     gone = R.down(configdir, engine=engine)
     assert gone.containers == ["t-ceph_aio_osd", "t-ceph_aio_mgr", "t-ceph_aio_mon"]
@@ -283,6 +281,11 @@ def test_down_keeps_data_and_files_unless_asked(configdir, engine, ports):
 
     again = up(configdir, engine, ports)   # the same cluster comes back
     assert again.fsid == first.fsid
+
+    edited = configdir / "config/nova/ceph.conf"
+    edited.write_text(edited.read_text() + "rbd_cache = true\n")
+    with pytest.raises(ConfigError, match=r"config/nova/ceph.conf exist\(s\) and ceph-aio did not write them"):
+        up(configdir, engine, ports)   # an operator's edit is never overwritten
 
     gone = R.down(configdir, engine=engine, include_volumes=True)
     assert gone.volumes == ["t-ceph_aio_mon", "t-ceph_aio_osd"] and engine.volume_labels == {}
