@@ -108,4 +108,8 @@ GLOBAL_OPTIONS: tuple[Option, ...] = (
            "All region names (multi-region setups).",
            unsupported="multi-region deployments are not implemented yet"),
     Option("openstack_logging_debug", bool, False, "Set debug = True in every service."),
+    # --- which services ---------------------------------------------------------
+    Option("enable_openstack_core", bool, True,
+           "kolla-ansible's switch for its core services: the enable_ flags of the services that follow it "
+           "(Heat today) default to it, so false leaves them out unless enabled one by one."),
 )

@@ -36,6 +36,7 @@ ANCHOR_MAJORS: dict[str, int] = {
     "openstack-placement": 13,
     "nova": 31,
     "neutron": 26,
+    "openstack-heat": 24,
 }
 #: projects whose version the release's upper constraints pin (horizon is in them)
 CONSTRAINED_PROJECTS = ("horizon",)
@@ -47,6 +48,7 @@ PINS: dict[str, dict[str, str]] = {
         "openstack-placement": "15.0.0",
         "nova": "33.0.2",
         "neutron": "28.0.2",
+        "openstack-heat": "26.0.2",
     },
 }
 #: every project a source image may install

@@ -367,6 +367,7 @@ def test_second_deployment_beside_the_cloud_stops_and_goes_without_touching_it(
     (configdir / "globals.yml").write_text(yaml.safe_dump({
         "kolla_internal_vip_address": "127.0.0.2", "network_interface": "lo",
         "stackyard_name_prefix": PREFIX_B, "docker_namespace": e2e_namespace, "enable_rabbitmq": False,
+        "enable_openstack_core": False,  # identity only: no Heat
     }))
     b = make_deployment(configdir, PREFIX_B, flags=False)
     a_before, a_running, a_volumes = a.snapshot(), a.names(running_only=True), a.volumes()

@@ -166,7 +166,8 @@ def test_the_upgrade_jobs_all_have_hooks_in_their_images() -> None:
     for svc in services.ALL.values():
         for job in svc.upgrade.jobs if svc.upgrade else ():
             hook = images / {"keystone": "keystone", "glance_api": "glance-api", "placement_api": "placement-api",
-                             "nova_api": "nova-api", "neutron_server": "neutron-server"}[job.container] \
+                             "nova_api": "nova-api", "neutron_server": "neutron-server",
+                             "heat_api": "heat-api"}[job.container] \
                 / "hooks" / "upgrade"
             text = hook.read_text()
             assert job.step in text, (svc.name, job.step)
