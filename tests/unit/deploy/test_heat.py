@@ -360,3 +360,19 @@ def test_a_dry_run_touches_nothing_and_a_disabled_domain_is_an_error(tmp_path: P
     ident.create_domain("heat_user_domain", "", is_enabled=False)
     with pytest.raises(DeployError, match="Keystone domain heat_user_domain is disabled"):
         applier(ident, {"heat_domain_admin_password": "s3cret"}).do_keystone_domain(steps[0])
+
+
+# ----------------------------------------------------------------- what `stackyard up` writes
+def test_up_writes_heat_into_the_cloud_and_leaves_it_out_of_infra_only(tmp_path: Path) -> None:
+    from stackyard.commands.up import CLOUD_GLOBALS, GLOBALS_TEMPLATE, INFRA_ONLY_GLOBALS
+
+    def enabled(name: str, text: str) -> list[str]:
+        configdir = tmp_path / name
+        configdir.mkdir()
+        genpwd(configdir / "passwords.yml")
+        (configdir / "globals.yml").write_text(text)
+        return plan_mod.load(configdir).enabled
+
+    assert enabled("infra", GLOBALS_TEMPLATE + INFRA_ONLY_GLOBALS) == [
+        "cron", "mariadb", "memcached", "rabbitmq", "keystone"]
+    assert "heat" in enabled("cloud", GLOBALS_TEMPLATE + CLOUD_GLOBALS.format(virt_type="qemu"))
