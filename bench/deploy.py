@@ -35,7 +35,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from stackyard.commands.up import GLOBALS_TEMPLATE as GLOBALS
+from stackyard.commands.up import GLOBALS_TEMPLATE, INFRA_ONLY_GLOBALS
+
+#: the infrastructure and Keystone (what `stackyard up --infra-only` writes)
+GLOBALS = GLOBALS_TEMPLATE + INFRA_ONLY_GLOBALS
 
 MANAGED_LABEL = "org.stackyard.managed"
 REPO = Path(__file__).resolve().parent.parent

@@ -90,6 +90,7 @@ def setup(state: Path, configdir: Path) -> dict[str, Any]:
         "openstack_release": "2025.1", "kolla_internal_vip_address": SUBNET.rsplit(".", 1)[0] + ".250",
         "network_interface": "eth0", "enable_loadbalancer": True,
         "docker_registry": f"{SUBNET.rsplit('.', 1)[0]}.1:5000", "docker_registry_insecure": True,
+        "enable_openstack_core": False,  # infra + Keystone: kolla-ansible's core services (Heat) off
     }))
     stackyard("genpwd", "--configdir", str(configdir))
     inventory = state / "multinode"

@@ -43,6 +43,8 @@ class StepKind(str, Enum):
     DATABASE = "database"
     KEYSTONE_CHECK = "keystone_check"
     KEYSTONE_REGISTER = "keystone_register"
+    KEYSTONE_DOMAIN = "keystone_domain"  # a domain and its admin user (params: description, user, password_key)
+    KEYSTONE_ROLE = "keystone_role"  # a role, granted to the cloud admin when asked (params: grant_admin)
     HYPERVISOR_WAIT = "hypervisor_wait"
     AGENTS_WAIT = "agents_wait"
     VOLUME_SERVICES_WAIT = "volume_services_wait"  # Cinder's services report up (their backend answered)
@@ -54,8 +56,9 @@ class StepKind(str, Enum):
 
 #: step kinds that talk to the cloud's APIs; they run on the deploy host
 API_KINDS = frozenset({StepKind.DATABASE, StepKind.MYSQL_READY, StepKind.KEYSTONE_CHECK,
-                       StepKind.KEYSTONE_REGISTER, StepKind.HYPERVISOR_WAIT, StepKind.AGENTS_WAIT,
-                       StepKind.VOLUME_SERVICES_WAIT, StepKind.CACHE_FLUSH})
+                       StepKind.KEYSTONE_REGISTER, StepKind.KEYSTONE_DOMAIN, StepKind.KEYSTONE_ROLE,
+                       StepKind.HYPERVISOR_WAIT, StepKind.AGENTS_WAIT, StepKind.VOLUME_SERVICES_WAIT,
+                       StepKind.CACHE_FLUSH})
 #: step kinds that start a service container (what ``check`` and ``stop`` look at)
 CONTAINER_KINDS = frozenset({StepKind.CONTAINER, StepKind.GALERA})
 

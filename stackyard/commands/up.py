@@ -46,11 +46,17 @@ enable_keystone: true
 enable_cron: true
 """
 
+#: --infra-only: kolla-ansible's core services (those that follow enable_openstack_core) off
+INFRA_ONLY_GLOBALS = """\
+enable_openstack_core: false
+"""
+
 CLOUD_GLOBALS = """\
 enable_glance: true
 enable_placement: true
 enable_nova: true
 enable_neutron: true
+enable_heat: true
 enable_horizon: true
 # kvm when the CPU offers hardware virtualisation, else qemu (software emulation)
 nova_compute_virt_type: {virt_type}
@@ -117,7 +123,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     globals_path = configdir / "globals.yml"
     if not globals_path.exists():
         text = GLOBALS_TEMPLATE
-        if not args.infra_only:
+        if args.infra_only:
+            text += INFRA_ONLY_GLOBALS
+        else:
             text += CLOUD_GLOBALS.format(virt_type=detect_virt_type())
             if args.ceph_aio:
                 text += ceph_globals()

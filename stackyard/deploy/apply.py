@@ -40,6 +40,7 @@ class HostApplier(TargetApplier):
         h.update({
             StepKind.DATABASE: self.do_database, StepKind.MYSQL_READY: self.do_mysql_ready,
             StepKind.KEYSTONE_CHECK: self.do_keystone_check, StepKind.KEYSTONE_REGISTER: self.do_keystone_register,
+            StepKind.KEYSTONE_DOMAIN: self.do_keystone_domain, StepKind.KEYSTONE_ROLE: self.do_keystone_role,
             StepKind.HYPERVISOR_WAIT: self.do_hypervisor_wait, StepKind.AGENTS_WAIT: self.do_agents_wait,
             StepKind.VOLUME_SERVICES_WAIT: self.do_volume_services_wait,
             StepKind.CACHE_FLUSH: self.do_cache_flush,
@@ -206,6 +207,82 @@ class HostApplier(TargetApplier):
             self._conn = None  # the next token must carry the new catalog entries
             return CHANGED, ", ".join(changed)
         return UNCHANGED, "registered"
+
+    def _password_works(self, user_name: str, password: str, **scope: str) -> bool:
+        """Whether Keystone issues ``user_name`` a token with ``password`` (unscoped unless
+        ``scope`` names a project): how a password changed in passwords.yml is noticed."""
+        from keystoneauth1 import exceptions as ks_exc
+        from keystoneauth1 import session as ks_session
+        from keystoneauth1.identity import v3
+
+        auth = v3.Password(auth_url=self._openstack().auth["auth_url"], username=user_name, password=password,
+                           **scope)
+        try:
+            ks_session.Session(auth=auth, timeout=10).get_token()
+        except ks_exc.Unauthorized:
+            return False
+        return True
+
+    def do_keystone_domain(self, step: Step) -> tuple[str, str]:
+        """A domain and its admin user, who holds ``admin`` on that domain (Heat's stack user
+        domain and ``heat_domain_admin``), idempotently."""
+        if self.dry_run:
+            return UNCHANGED, "checked at apply time"
+        p = step.params
+        ident = self._openstack().identity
+        changed: list[str] = []
+        domain = ident.find_domain(step.name)
+        if domain is None:
+            domain = ident.create_domain(name=step.name, description=p.get("description", ""), is_enabled=True)
+            changed.append("domain created")
+        elif not domain.is_enabled:
+            raise DeployError(f"host {self.plan.host}: Keystone domain {step.name} is disabled: enable it "
+                              f"(openstack domain set --enable {step.name})")
+        user_name = p.get("user")
+        if user_name:
+            password = self.passwords[p["password_key"]]
+            user = ident.find_user(user_name, domain_id=domain.id)
+            if user is None:
+                user = ident.create_user(name=user_name, password=password, domain_id=domain.id)
+                changed.append(f"user {user_name} created")
+            elif not self._password_works(user_name, password, user_domain_id=domain.id):
+                ident.update_user(user, password=password)
+                changed.append(f"user {user_name} password updated")
+            role = ident.find_role("admin")
+            if role is None:
+                raise DeployError(f"host {self.plan.host}: Keystone has no 'admin' role for {user_name} "
+                                  f"(keystone's bootstrap makes it)")
+            if not ident.validate_user_has_domain_role(domain, user, role):
+                ident.assign_domain_role_to_user(domain, user, role)
+                changed.append(f"role admin on {step.name} granted to {user_name}")
+        return (CHANGED, ", ".join(changed)) if changed else (UNCHANGED, "present")
+
+    def do_keystone_role(self, step: Step) -> tuple[str, str]:
+        """A role (Heat's ``heat_stack_owner``), and with ``grant_admin`` the cloud admin
+        holding it in the admin project, as kolla-ansible grants it."""
+        if self.dry_run:
+            return UNCHANGED, "checked at apply time"
+        v = self.variables
+        ident = self._openstack().identity
+        changed: list[str] = []
+        role = ident.find_role(step.name)
+        if role is None:
+            role = ident.create_role(name=step.name)
+            changed.append("role created")
+        if step.params.get("grant_admin"):
+            user = ident.find_user(v["keystone_admin_user"], domain_id="default")
+            project = ident.find_project(v["keystone_admin_project"], domain_id="default")
+            if user is None or project is None:
+                raise DeployError(f"host {self.plan.host}: role {step.name}: the admin user "
+                                  f"{v['keystone_admin_user']} or project {v['keystone_admin_project']} is "
+                                  f"missing from Keystone's default domain")
+            if not ident.validate_user_has_project_role(project, user, role):
+                ident.assign_project_role_to_user(project, user, role)
+                changed.append(f"granted to {user.name} in {project.name}")
+        if changed:
+            self._conn = None  # the admin's token predates its new role
+            return CHANGED, ", ".join(changed)
+        return UNCHANGED, "present"
 
     def do_cache_flush(self, step: Step) -> tuple[str, str]:
         """Empty every memcached server: what one release cached (Horizon's rendered

@@ -183,6 +183,19 @@ class PlanContext:
             steps.append(Step(StepKind.KEYSTONE_REGISTER, r.name, params=params, group=r.group))
         return steps
 
+    def identity_steps(self) -> list[Step]:
+        """A ``keystone_domain`` step per declared domain, then a ``keystone_role`` step per
+        declared role: what the service needs in Keystone besides its catalog entries."""
+        steps = []
+        for d in self.service.domains:
+            params: dict[str, Any] = {"description": d.description}
+            if d.admin_user:
+                params.update({"user": d.admin_user, "password_key": d.password_key})
+            steps.append(Step(StepKind.KEYSTONE_DOMAIN, d.name, params=params))
+        for r in self.service.roles:
+            steps.append(Step(StepKind.KEYSTONE_ROLE, r.name, params={"grant_admin": r.grant_admin}))
+        return steps
+
     # -- ownership -----------------------------------------------------------------
     def owner_ids(self, owner: str) -> tuple[int, int]:
         """``keystone`` or ``keystone:kolla`` to numeric IDs from the fixed users."""

@@ -116,4 +116,8 @@ GLOBAL_OPTIONS: tuple[Option, ...] = (
     Option("external_ceph_cephx_enabled", bool, True,
            "The external Ceph cluster uses cephx authentication (keyrings, libvirt secrets).",
            unsupported="Ceph without cephx authentication is not implemented"),
+    # --- which services ---------------------------------------------------------
+    Option("enable_openstack_core", bool, True,
+           "kolla-ansible's switch for its core services: the enable_ flags of the services that follow it "
+           "(Heat today) default to it, so false leaves them out unless enabled one by one."),
 )

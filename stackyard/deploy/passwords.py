@@ -35,6 +35,8 @@ from stackyard.yamlfile import parse_yaml
 #: shell or a ``mysql+pymysql://user:password@host`` URL.
 PASSWORD_ALPHABET = string.ascii_letters + string.digits
 PASSWORD_LENGTH = 40  # ~238 bits of entropy
+#: keys whose service takes exactly 32 characters (Heat refuses to start otherwise)
+KEY32_LENGTH = 32
 
 
 def password_keys() -> dict[str, Password]:
@@ -70,7 +72,8 @@ def generate_password(key: str, kind: PasswordKind = PasswordKind.PLAIN) -> Any:
     if kind == PasswordKind.FERNET:
         return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
     alphabet = string.ascii_letters if kind == PasswordKind.LETTERS else PASSWORD_ALPHABET
-    return "".join(secrets.choice(alphabet) for _ in range(PASSWORD_LENGTH))
+    length = KEY32_LENGTH if kind == PasswordKind.KEY32 else PASSWORD_LENGTH
+    return "".join(secrets.choice(alphabet) for _ in range(length))
 
 
 def _is_empty(value: Any) -> bool:
@@ -195,4 +198,9 @@ def load_passwords(path: Path, enabled_services: Iterable[Service]) -> dict[str,
     if wrong:
         raise ConfigError(f"{path}: passwords must be strings (quote them), SSH keys mappings of "
                           f"private_key and public_key: {', '.join(wrong)}")
+    short = sorted(key for key in required if kinds[key].kind == PasswordKind.KEY32
+                   and len(data[key]) != KEY32_LENGTH)
+    if short:
+        raise ConfigError(f"{path}: {', '.join(short)} must be exactly {KEY32_LENGTH} characters "
+                          f"(got {', '.join(str(len(data[k])) for k in short)})")
     return data

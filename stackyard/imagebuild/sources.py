@@ -37,6 +37,7 @@ ANCHOR_MAJORS: dict[str, int] = {
     "nova": 31,
     "neutron": 26,
     "cinder": 26,
+    "openstack-heat": 24,
 }
 #: projects whose version the release's upper constraints pin (horizon is in them)
 CONSTRAINED_PROJECTS = ("horizon",)
@@ -49,6 +50,7 @@ PINS: dict[str, dict[str, str]] = {
         "nova": "33.0.2",
         "neutron": "28.0.2",
         "cinder": "28.0.0",
+        "openstack-heat": "26.0.2",
     },
 }
 #: every project a source image may install

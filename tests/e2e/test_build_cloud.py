@@ -45,6 +45,9 @@ SERVICES: dict[str, tuple[str, list[str], str]] = {
     "neutron-dhcp-agent": ("neutron", ["neutron-dhcp-agent", "--version"], "neutron-dhcp-agent 26."),
     "neutron-l3-agent": ("neutron", ["neutron-l3-agent", "--version"], "neutron-l3-agent 26."),
     "neutron-metadata-agent": ("neutron", ["neutron-metadata-agent", "--version"], "neutron-metadata-agent 26."),
+    "heat-api": ("heat", ["heat-manage", "--version"], "24."),
+    "heat-api-cfn": ("heat", ["heat-api-cfn", "--version"], "24."),
+    "heat-engine": ("heat", ["heat-engine", "--version"], "24."),
     "horizon": ("horizon", ["python3", "-c", "import horizon, openstack_dashboard; print(horizon.__file__)"],
                 "/usr/lib/python3/dist-packages/horizon/"),
     "haproxy": ("root", ["haproxy", "-v"], "HAProxy version 3."),
@@ -92,7 +95,7 @@ def test_core_profile_holds_the_cloud() -> None:
 def test_core_build_succeeds(core_build: dict) -> None:
     assert core_build["failed"] == [] and core_build["parent_failed"] == []
     done = set(core_build["built"]) | set(core_build["cached"])
-    assert set(SERVICES) | {"nova-base", "neutron-base", "openvswitch-base"} <= done
+    assert set(SERVICES) | {"nova-base", "neutron-base", "openvswitch-base", "heat-base"} <= done
 
 
 @pytest.mark.parametrize("image", sorted(SERVICES))
@@ -157,6 +160,8 @@ def test_wsgi_scripts_exist(core_build: dict) -> None:
     assert "application" in out("placement-api", "cat", "/usr/bin/placement-api")
     assert "application" in out("glance-api", "cat", "/usr/bin/glance-wsgi-api")
     assert "application" in out("neutron-server", "cat", "/usr/bin/neutron-api")
+    assert "application" in out("heat-api", "cat", "/usr/bin/heat-wsgi-api")
+    assert "application" in out("heat-api-cfn", "cat", "/usr/bin/heat-wsgi-api-cfn")
 
 
 def test_galera_pieces(core_build: dict) -> None:
@@ -170,8 +175,12 @@ def test_galera_pieces(core_build: dict) -> None:
 
 
 def test_hooks_present(core_build: dict) -> None:
-    for image in ("glance-api", "placement-api", "nova-api", "neutron-server"):
+    for image in ("glance-api", "placement-api", "nova-api", "neutron-server", "heat-api"):
         out(image, "test", "-x", "/usr/local/lib/stackyard/hooks/bootstrap")
+    # what heat-engine reads besides heat.conf: the global environment and the templates it names
+    out("heat-engine", "test", "-f", "/etc/heat/environment.d/default.yaml")
+    out("heat-engine", "test", "-f", "/etc/heat/templates/AWS_RDS_DBInstance.yaml")
+    out("heat-api", "test", "-f", "/etc/heat/api-paste.ini")
 
 
 def test_glance_store_and_horizon_static(core_build: dict) -> None:

@@ -22,11 +22,12 @@ pytestmark = pytest.mark.e2e
 RELEASE = "2026.1"
 #: what the 2026.1 images install (stackyard/imagebuild/sources.py PINS, horizon from the constraints)
 PINNED = {"keystone": "29.1.0", "glance": "32.0.0", "openstack-placement": "15.0.0", "nova": "33.0.2",
-          "neutron": "28.0.2", "horizon": "25.7.3"}
+          "neutron": "28.0.2", "openstack-heat": "26.0.2", "horizon": "25.7.3"}
 #: image -> the project it installs
 PROJECT_OF = {"keystone": "keystone", "glance-api": "glance", "placement-api": "openstack-placement",
               "nova-api": "nova", "nova-compute": "nova", "neutron-server": "neutron",
-              "neutron-openvswitch-agent": "neutron", "horizon": "horizon"}
+              "neutron-openvswitch-agent": "neutron", "heat-api": "openstack-heat", "heat-api-cfn": "openstack-heat",
+              "heat-engine": "openstack-heat", "horizon": "horizon"}
 
 
 def build(run_stackyard, namespace: str, work: Path, summary: Path) -> dict[str, Any]:

@@ -20,7 +20,8 @@ running server and see it in the guest, boot from a volume, boot the
 stackyard guest on a tenant network,
 read its console, ping it from the router namespace, ping its floating IP from
 this host (which ``up`` put on the public network), delete everything and
-check nothing leaked. MariaDB runs without snapshot isolation (concurrent
+check nothing leaked. A Heat stack (a network, a subnet and a server) reaches
+CREATE_COMPLETE and deletes cleanly. MariaDB runs without snapshot isolation (concurrent
 transactions on one row wait instead of failing), and concurrent Nova updates
 of one server all succeed. ``stackyard verify`` runs Tempest's smoke tests, then the hot-plug
 and DHCP-renewal scenarios of ``test_network_basic_ops``, with no failure.
@@ -29,7 +30,7 @@ artifacts/). Last, an identity-only deployment B on 127.0.0.2 (prefix e2e-b-)
 is deployed, stopped and destroyed beside the cloud, which keeps running
 untouched.
 
-Addresses used (10.77.0.0/24 tenant, public1's 172.24.4.0/24 and demo-net's
+Addresses used (10.77.0.0/24 tenant, Heat's stack network 10.78.0.0/24, public1's 172.24.4.0/24 and demo-net's
 10.0.0.0/24, Tempest's 10.100.0.0/16) exist only inside the bridges and
 namespaces the deployment and this test create, and on the host end of the
 deployment's br-ex veth; the rest is 127.0.0.1 and 127.0.0.2.
@@ -63,7 +64,7 @@ PREFIX_B = "e2e-b-"
 CLOUD_CONTAINERS = {"mariadb", "memcached", "rabbitmq", "keystone", "glance_api", "placement_api", "nova_api",
                     "nova_compute", "nova_libvirt", "neutron_server", "neutron_l3_agent", "neutron_dhcp_agent",
                     "openvswitch_vswitchd", "horizon", "cron", "cinder_api", "cinder_scheduler", "cinder_volume",
-                    "cinder_backup"}
+                    "cinder_backup", "heat_api", "heat_api_cfn", "heat_engine"}
 #: the test Ceph cluster's containers (ceph-aio's names, with the deployment's prefix)
 CEPH_CONTAINERS = {"ceph_aio_mon", "ceph_aio_mgr", "ceph_aio_osd"}
 #: deployment B: identity only (RabbitMQ is not needed by Keystone alone, and binds epmd)
@@ -132,7 +133,7 @@ def test_up_from_nothing_writes_all_in_one_config_and_a_working_cloud(cloud: Clo
     globals_yml = yaml.safe_load((configdir / "globals.yml").read_text())
     assert globals_yml["kolla_internal_vip_address"] == "127.0.0.1"
     assert all(globals_yml[f"enable_{s}"] is True
-               for s in ("glance", "placement", "nova", "neutron", "horizon", "cinder"))
+               for s in ("glance", "placement", "nova", "neutron", "heat", "horizon", "cinder"))
     assert all(globals_yml[f"{s}_backend_ceph"] in (True, "yes") for s in ("glance", "cinder", "nova"))
     pw = configdir / "passwords.yml"
     assert pw.stat().st_mode & 0o777 == 0o600
@@ -471,6 +472,69 @@ def test_concurrent_nova_updates_of_one_server_all_succeed(cloud: Cloud) -> None
             cloud.dep.openstack("port", "delete", port["id"], check=False)
 
 
+# ----------------------------------------------------------------- Heat
+#: a network, a subnet and a server from the guest image; SOFTWARE_CONFIG user data makes
+#: Heat create the server a user and a project in its stack user domain (heat_user_domain,
+#: through heat_domain_admin), which the delete removes again
+HOT = """\
+heat_template_version: 2021-04-16
+description: stackyard e2e - a network, a subnet and a server
+parameters:
+  image: {type: string}
+  flavor: {type: string}
+resources:
+  net:
+    type: OS::Neutron::Net
+  subnet:
+    type: OS::Neutron::Subnet
+    properties: {network: {get_resource: net}, cidr: 10.78.0.0/24}
+  server:
+    type: OS::Nova::Server
+    properties:
+      image: {get_param: image}
+      flavor: {get_param: flavor}
+      networks: [{subnet: {get_resource: subnet}}]
+      user_data_format: SOFTWARE_CONFIG
+outputs:
+  server: {value: {get_resource: server}}
+  network: {value: {get_resource: net}}
+"""
+
+
+def test_heat_stack_of_a_network_a_subnet_and_a_server_creates_and_deletes(cloud: Cloud, tmp_path: Path) -> None:
+    template = tmp_path / "stack.yaml"
+    template.write_text(HOT)
+    stack_domain = "heat_user_domain"
+    projects_before = {p["ID"] for p in osc_json(cloud, "project", "list", "--domain", stack_domain)}
+    t0 = time.monotonic()
+    created = cloud.dep.openstack("stack", "create", "-t", str(template), "--parameter", "image=stackyard-guest",
+                                  "--parameter", "flavor=m1.nano", "--wait", "e2e-heat", check=False, timeout=900)
+    create_s = time.monotonic() - t0
+    try:
+        stack = osc_json(cloud, "stack", "show", "e2e-heat")
+        assert created.returncode == 0 and stack["stack_status"] == "CREATE_COMPLETE", \
+            (stack["stack_status"], stack.get("stack_status_reason"), created.stderr[-2000:])
+        outputs = {o["output_key"]: o["output_value"] for o in stack["outputs"]}
+        server = osc_json(cloud, "server", "show", outputs["server"])
+        assert server["status"] == "ACTIVE" and server["image"]["name"] == "stackyard-guest", server
+        assert "10.78.0." in json.dumps(server["addresses"])
+        assert osc_json(cloud, "network", "show", outputs["network"])["id"] == outputs["network"]
+        assert len(osc_json(cloud, "stack", "resource", "list", "e2e-heat")) == 3
+        # the server's credentials live in the stack user domain
+        projects = {p["ID"] for p in osc_json(cloud, "project", "list", "--domain", stack_domain)}
+        assert projects - projects_before, "Heat made no project in its stack user domain"
+    finally:
+        t0 = time.monotonic()
+        deleted = cloud.dep.openstack("stack", "delete", "--yes", "--wait", "e2e-heat", check=False, timeout=600)
+        delete_s = time.monotonic() - t0
+    print(f"heat stack: CREATE_COMPLETE in {create_s:.0f}s, deleted in {delete_s:.0f}s")
+    assert deleted.returncode == 0, deleted.stderr[-2000:]
+    assert cloud.dep.openstack("stack", "show", "e2e-heat", check=False).returncode != 0
+    assert cloud.dep.openstack("server", "show", outputs["server"], check=False).returncode != 0
+    assert cloud.dep.openstack("network", "show", outputs["network"], check=False).returncode != 0
+    assert {p["ID"] for p in osc_json(cloud, "project", "list", "--domain", stack_domain)} == projects_before
+
+
 # ----------------------------------------------------------------- stackyard verify (Tempest)
 VERIFY_WORK = os.environ.get("STACKYARD_VERIFY_WORK_DIR", "/var/lib/stackyard/e2e-verify")
 
@@ -529,6 +593,7 @@ def test_second_deployment_beside_the_cloud_stops_and_goes_without_touching_it(
     (configdir / "globals.yml").write_text(yaml.safe_dump({
         "kolla_internal_vip_address": "127.0.0.2", "network_interface": "lo",
         "stackyard_name_prefix": PREFIX_B, "docker_namespace": e2e_namespace, "enable_rabbitmq": False,
+        "enable_openstack_core": False,  # identity only: no Heat
     }))
     b = make_deployment(configdir, PREFIX_B, flags=False)
     a_before, a_running, a_volumes = a.snapshot(), a.names(running_only=True), a.volumes()

@@ -41,7 +41,9 @@ def dep(tmp_path_factory: pytest.TempPathFactory, make_deployment):
     deployment = make_deployment(d, PREFIX)
     # start from nothing: nothing carries this deployment's label yet
     assert deployment.containers() == [] and deployment.volumes() == set()
-    (d / "globals.yml").write_text("kolla_internal_vip_address: 127.0.0.1\nnetwork_interface: lo\n")
+    # infrastructure and Keystone: kolla-ansible's core services (Heat) off
+    (d / "globals.yml").write_text("kolla_internal_vip_address: 127.0.0.1\nnetwork_interface: lo\n"
+                                   "enable_openstack_core: false\n")
     deployment.run("genpwd")
     yield deployment
     deployment.run("destroy", "--yes-i-really-really-mean-it", "--include-volumes", check=False)

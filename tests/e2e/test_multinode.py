@@ -131,6 +131,7 @@ def cloud(tmp_path_factory):
             "docker_namespace": NS,
             "enable_loadbalancer": True, "enable_mariadb": True, "enable_memcached": True,
             "enable_rabbitmq": True, "enable_keystone": True, "enable_cron": True,
+            "enable_openstack_core": False,  # infra + Keystone only
         }))
         c = Cloud(state, configdir)
         run([sys.executable, "-m", "stackyard.cli", "genpwd", "--configdir", str(configdir)])

@@ -36,6 +36,7 @@ class PasswordKind(str, Enum):
     UUID = "uuid"            # a random UUID (libvirt secret IDs)
     SSH_KEY = "ssh_key"      # {private_key, public_key}: an RSA key pair
     FERNET = "fernet"        # a Fernet key: 32 random bytes, urlsafe base64
+    KEY32 = "key32"          # exactly 32 letters and digits (Heat's auth_encryption_key)
 
     def __str__(self) -> str:
         return self.value
@@ -80,6 +81,32 @@ class Registration:
     password_key: str | None = None
     roles: tuple[str, ...] = ("admin",)
     group: str = ""
+
+
+@dataclass(frozen=True)
+class Domain:
+    """A Keystone domain of the service's own, and its domain admin.
+
+    Services that make Keystone users and projects at run time (Heat's stack
+    users) keep them in a domain of their own, managed by an admin user that
+    holds the ``admin`` role on that domain only.
+    """
+
+    name: str
+    description: str = ""
+    #: the domain admin (created in the domain), and the password key holding its password
+    admin_user: str | None = None
+    password_key: str | None = None
+
+
+@dataclass(frozen=True)
+class Role:
+    """A Keystone role the service's policies or its users need (created if missing)."""
+
+    name: str
+    #: also grant it to the cloud admin (``keystone_admin_user``) in its project,
+    #: as kolla-ansible's ``<service>_ks_user_roles`` do
+    grant_admin: bool = False
 
 
 @dataclass(frozen=True)
@@ -186,6 +213,9 @@ class Service:
     databases: tuple[Database, ...] = ()
     rabbitmq: RabbitUser | None = None
     registrations: tuple[Registration, ...] = ()
+    #: Keystone domains and roles it needs (made before its containers start)
+    domains: tuple[Domain, ...] = ()
+    roles: tuple[Role, ...] = ()
     frontends: tuple[Frontend, ...] = ()
     users: tuple[User, ...] = ()
     ports: tuple[Port, ...] = ()

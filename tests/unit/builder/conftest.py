@@ -18,6 +18,7 @@ SERVICE_USERS: dict[str, dict[str, Any]] = {
     for name, uid, home in (
         ("kolla", 42400, "/var/lib/kolla"),
         ("glance", 42415, "/var/lib/glance"),
+        ("heat", 42418, "/var/lib/heat"),
         ("horizon", 42420, "/var/lib/horizon"),
         ("keystone", 42425, "/var/lib/keystone"),
         ("qemu", 42427, "/var/lib/qemu"),

@@ -83,8 +83,10 @@ def test_missing_globals_gives_rendered_defaults(tmp_path):
     assert variables["node_config_directory"] == "/etc/kolla"
     assert variables["docker_namespace"] == "stackyard"
     assert variables["multiple_regions_names"] == ["RegionOne"]
+    # kolla-ansible's enable_openstack_core (yes) brings Heat
+    assert variables["enable_openstack_core"] is True and variables["enable_heat"] is True
     assert enabled_services(variables) == ["cron", "mariadb", "memcached", "rabbitmq",
-                                           "keystone"]
+                                           "keystone", "heat"]
 
 
 def test_empty_or_comment_only_file_is_all_defaults(tmp_path):

@@ -191,7 +191,8 @@ def test_only_the_scheduler_starts_its_periodic_tasks_without_a_random_delay(tmp
 def test_services_wait_for_what_their_first_rpc_call_needs(tmp_path):
     """An RPC call sent before the server's queue exists is lost for rpc_response_timeout:
     agents start once neutron-server consumes, nova-compute once the conductor does; the
-    nova user exists before any nova container starts (they log in at start)."""
+    nova user exists before any nova container starts (they log in at start). The deploy
+    ends once heat-engine consumes too (the Heat APIs' calls go to its queue)."""
     _, plan = cloud_plan(tmp_path)
     keys = {p.name: [s.key for s in p.steps] for p in plan.phases}
     neutron, nova = keys["neutron"], keys["nova"]
@@ -202,4 +203,4 @@ def test_services_wait_for_what_their_first_rpc_call_needs(tmp_path):
     assert nova.index("keystone_register:nova") < nova.index("job:bootstrap_nova") < nova.index("container:nova_api")
     assert nova.index("wait:nova_conductor") < nova.index("container:nova_compute")
     deferred = [s.key for p in plan.phases for s in p.steps if s.deferred]
-    assert deferred == ["agents_wait:neutron", "hypervisor_wait:localhost"]
+    assert deferred == ["wait:heat_engine", "agents_wait:neutron", "hypervisor_wait:localhost"]

@@ -40,8 +40,10 @@ def multinode(tmp_path: Path, nodes: dict[str, str] = NODES, extra: dict | None 
     configdir = tmp_path / "etc-kolla"
     configdir.mkdir()
     genpwd(configdir / "passwords.yml")
+    # infrastructure and Keystone (kolla-ansible's core services, which follow
+    # enable_openstack_core, are asked for by the tests that want them)
     g = {"kolla_internal_vip_address": VIP, "network_interface": "eth0", "enable_loadbalancer": True,
-         "docker_registry": "10.250.0.1:5000", "docker_registry_insecure": True}
+         "docker_registry": "10.250.0.1:5000", "docker_registry_insecure": True, "enable_openstack_core": False}
     g.update(extra or {})
     (configdir / "globals.yml").write_text(yaml.safe_dump(g))
     inv = tmp_path / "multinode"
