@@ -319,10 +319,14 @@ def test_volumes_on_rbd_attach_to_a_server_and_boot_one(cloud: Cloud, rbd: Rbd, 
         assert f"{bfv['id']}_disk" not in rbd.ls("vms")
 
         def banner():
+            # the guest's init names its root disk, then (once networked) its address
             log = osc(cloud, "console", "log", "show", bfv["id"])
-            return re.search(r"stackyard-guest: hostname=\S+ address=\S+ root=(\S+)", log)
+            if re.search(r"stackyard-guest: hostname=\S+ address=\S+", log):
+                return re.search(r"stackyard-guest: root=(\S+) on (\S+)", log)
+            return None
 
-        assert wait_for(banner, 600, "the volume-booted guest's banner").group(1) == "overlay"
+        # its only disk is the volume: the guest's persistent root is on it
+        assert wait_for(banner, 600, "the volume-booted guest's banner").groups() == ("overlay", "/dev/vda")
         osc(cloud, "server", "delete", "--wait", bfv["id"], timeout=600)
         osc(cloud, "server", "delete", "--wait", server["id"], timeout=600)
         wait_for(lambda: f"{server['id']}_disk" not in rbd.ls("vms"), 120, "the server's disk to leave vms")
@@ -516,7 +520,8 @@ def test_heat_stack_of_a_network_a_subnet_and_a_server_creates_and_deletes(cloud
             (stack["stack_status"], stack.get("stack_status_reason"), created.stderr[-2000:])
         outputs = {o["output_key"]: o["output_value"] for o in stack["outputs"]}
         server = osc_json(cloud, "server", "show", outputs["server"])
-        assert server["status"] == "ACTIVE" and server["image"]["name"] == "stackyard-guest", server
+        # the CLI shows the image as "<name> (<id>)"
+        assert server["status"] == "ACTIVE" and server["image"].startswith("stackyard-guest ("), server
         assert "10.78.0." in json.dumps(server["addresses"])
         assert osc_json(cloud, "network", "show", outputs["network"])["id"] == outputs["network"]
         assert len(osc_json(cloud, "stack", "resource", "list", "e2e-heat")) == 3
