@@ -148,6 +148,18 @@ def check(engine: Engine, plan: HostPlan) -> list[Health]:
     return out
 
 
+def bind_error(address: str, port: int) -> str | None:
+    """Why a TCP listener could not bind ``address:port`` now (``Address already in use``), or
+    None when it could: what a service or a Ceph monitor about to start would meet."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((address, port))
+        except OSError as exc:
+            return exc.strerror or str(exc)
+    return None
+
+
 def prechecks(engine: Engine, address: str, ports: dict[int, str], images: list[str],
               deployment: str = "") -> list[str]:
     """Before a deploy: each port free on ``address`` unless its owning container
@@ -159,12 +171,9 @@ def prechecks(engine: Engine, address: str, ports: dict[int, str], images: list[
     for port, owner in sorted(ports.items()):
         if owner in running:
             continue  # ours already holds it
-        with socket.socket() as s:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                s.bind((address, port))
-            except OSError as exc:
-                problems.append(f"port {address}:{port} for {owner} is in use ({exc.strerror})")
+        error = bind_error(address, port)
+        if error:
+            problems.append(f"port {address}:{port} for {owner} is in use ({error})")
     for ref in images:
         if engine.image_id(ref) is not None:
             continue

@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from stackyard.agent.model import Healthcheck
+from stackyard.deploy import services
+from stackyard.deploy.options import GLOBAL_OPTIONS
 from stackyard.engine import CreateRequest
 from stackyard.errors import ConfigError
 
@@ -49,17 +51,18 @@ POOL_PG_NUM = 8
 #: the daemons themselves run as ceph with none
 CAPABILITIES = ("CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID")
 
-#: kolla-ansible's defaults (ansible/group_vars/all/ceph.yml); ceph_nova_user defaults to the cinder user
-KOLLA_DEFAULTS: dict[str, str] = {
-    "ceph_cluster": "ceph",
-    "ceph_glance_user": "glance",
-    "ceph_cinder_user": "cinder",
-    "ceph_cinder_backup_user": "cinder-backup",
-    "ceph_glance_pool_name": "images",
-    "ceph_cinder_pool_name": "volumes",
-    "ceph_nova_pool_name": "vms",
-    "ceph_cinder_backup_pool_name": "backups",
-}
+#: the external Ceph keys ceph-aio reads; their defaults (kolla-ansible's) are the ones the
+#: services declare, so the cluster and the services' files agree. ceph_nova_user follows the
+#: cinder user (options_from_globals).
+_CEPH_KEYS = ("ceph_cluster", "ceph_glance_user", "ceph_cinder_user", "ceph_cinder_backup_user",
+              "ceph_glance_pool_name", "ceph_cinder_pool_name", "ceph_nova_pool_name",
+              "ceph_cinder_backup_pool_name")
+
+
+def kolla_defaults() -> dict[str, str]:
+    """The defaults of the external Ceph keys, as globals.yml's options declare them."""
+    declared = {o.name: o.default for o in (*GLOBAL_OPTIONS, *services.options())}
+    return {k: declared[k] for k in _CEPH_KEYS}
 #: the globals.yml lines that turn the services' Ceph backends on
 BACKEND_LINES = ('glance_backend_ceph: "yes"', 'cinder_backend_ceph: "yes"', 'nova_backend_ceph: "yes"')
 #: kolla-ansible's multi-cluster backend lists: ceph-aio makes one cluster, so only entries that
@@ -110,7 +113,7 @@ def options_from_globals(variables: Mapping[str, Any], source: str = "globals.ym
                               f"(letters, digits, '.', '_', '-')")
         return value
 
-    values = {k: get(k, d) for k, d in KOLLA_DEFAULTS.items()}
+    values = {k: get(k, d) for k, d in kolla_defaults().items()}
     nova_user = get("ceph_nova_user", values["ceph_cinder_user"])
     opts = CephOptions(
         cluster=values["ceph_cluster"], glance_user=values["ceph_glance_user"],

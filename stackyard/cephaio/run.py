@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from stackyard import engine as engine_mod
+from stackyard.agent.ops import bind_error
 from stackyard.cephaio import plan as P
 from stackyard.cephaio import state as S
 from stackyard.deploy.config import load_globals
@@ -166,16 +166,6 @@ def write_file(path: Path, text: str, dir_mode: int = 0o755) -> bool:
         fh.write(text)
     os.chmod(tmp, 0o600)
     os.replace(tmp, path)
-    return True
-
-
-def port_free(address: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((address, port))
-        except OSError:
-            return False
     return True
 
 
@@ -391,7 +381,7 @@ def _converge_container(eng: Engine, cfg: P.Settings, d: P.DaemonPlan, changed: 
         return
     if d.role == "mon" and (current is None or not current.running):
         for port in (cfg.mon_port, cfg.mon_v1_port):
-            if not port_free(cfg.address, port):
+            if bind_error(cfg.address, port):
                 raise DeployError(f"ceph-aio: {cfg.address}:{port} is in use by another program (another "
                                   f"Ceph monitor?); the monitor of {d.name} needs it (choose other ports "
                                   f"with --mon-port/--mon-v1-port)")
