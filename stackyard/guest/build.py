@@ -14,6 +14,7 @@ from stackyard.guest.cpio import gzip_bytes, write_newc
 from stackyard.guest.errors import GuestImageError, GuestPackageError
 from stackyard.guest.modules import dependency_map, decompress_module, scan_modules, select_modules
 from stackyard.guest import elf
+from stackyard.guest.initscript import blank_disk_header
 from stackyard.guest.plan import BuildPlan, GuestSpec, Tool, initramfs_entries, plan_build
 
 DEFAULT_WORK_DIR = Path("/var/lib/stackyard/guest")
@@ -116,6 +117,17 @@ def _read_link_in(root: Path, p: Path) -> bytes:
     raise GuestPackageError(f"symlink loop at {p}")
 
 
+def write_blank_disk(path: Path, size: int) -> None:
+    """The placeholder root disk: the marker, then zeros up to ``size`` (sparse). Not all zeros,
+    which Python's tarfile (and so Tempest's image upload) takes for an empty tar archive."""
+    header = blank_disk_header()
+    if size < len(header):
+        raise GuestImageError(f"guest disk_size {size} is smaller than its {len(header)}-byte header")
+    with open(path, "wb") as f:
+        f.write(header)
+        f.truncate(size)
+
+
 def execute(plan: BuildPlan, work_dir: Path, apt: Apt) -> GuestArtifacts:
     spec = plan.spec
     debs = work_dir / "debs"
@@ -160,8 +172,7 @@ def execute(plan: BuildPlan, work_dir: Path, apt: Apt) -> GuestArtifacts:
         stage.mkdir()
         shutil.copyfile(vmlinuz, stage / KERNEL_FILE)
         (stage / RAMDISK_FILE).write_bytes(gzip_bytes(write_newc(entries)))
-        with open(stage / DISK_FILE, "wb") as f:
-            f.truncate(spec.disk_size)
+        write_blank_disk(stage / DISK_FILE, spec.disk_size)
         versions = {p.name: p.version for p in plan.packages}
         manifest = {"key": plan.key, "kernel_version": kver, "cmdline": spec.cmdline, "packages": versions,
                     "modules": selection.load_order, "builtin_modules": selection.builtin}

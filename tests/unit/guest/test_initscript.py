@@ -6,7 +6,8 @@ import subprocess
 from pathlib import Path
 
 from stackyard.guest.initscript import (
-    BANNER_PREFIX, CURL, ROOT_LABEL, SUDO, render_init, render_stage2, render_udhcpc_script,
+    BANNER_PREFIX, BLANK_DISK_MARKER, CURL, ROOT_LABEL, SUDO, blank_disk_header, render_blank_function, render_init,
+    render_stage2, render_udhcpc_script,
 )
 
 
@@ -80,3 +81,32 @@ def test_curl_front_end_turns_curl_options_into_wget_ones(tmp_path: Path) -> Non
     assert refused.returncode == 2 and "not supported" in refused.stderr
     assert run("-X", "PUT", "http://m/").returncode == 2
     assert run("-s").returncode == 2
+
+
+def _blank(path: Path) -> bool:
+    script = render_blank_function() + 'blank "$1"\n'
+    return subprocess.run(["/bin/sh", "-c", script, "blank", str(path)]).returncode == 0
+
+
+def test_shipped_blank_disk_is_blank_to_the_guest_and_not_a_tar_archive(tmp_path: Path) -> None:
+    import tarfile
+    from stackyard.guest.build import write_blank_disk
+
+    shipped = tmp_path / "disk.img"
+    write_blank_disk(shipped, 1024 * 1024)
+    assert shipped.stat().st_size == 1024 * 1024
+    assert not tarfile.is_tarfile(shipped)  # Tempest's image upload takes a tar for a split image
+    zeros = tmp_path / "zeros.img"  # a new, empty Cinder volume
+    zeros.write_bytes(b"\0" * 200_000)
+    assert tarfile.is_tarfile(zeros)  # why the shipped disk is not all zeros
+    assert _blank(shipped) and _blank(zeros)
+    data = tmp_path / "data.img"  # someone's data after the marker: never formatted
+    data.write_bytes(blank_disk_header() + b"\0" * 100 + b"precious" + b"\0" * 1000)
+    other = tmp_path / "other.img"
+    other.write_bytes(b"\0" * 70_000 + b"beyond the first 64 KiB is not looked at")
+    assert not _blank(data) and _blank(other)
+    ext4 = tmp_path / "ext4.img"
+    write_blank_disk(ext4, 8 * 1024 * 1024)
+    subprocess.run(["mkfs.ext4", "-q", "-F", str(ext4)], check=True)
+    assert not _blank(ext4)  # a filesystem signature
+    assert "@" not in render_blank_function() and BLANK_DISK_MARKER in render_init([])
