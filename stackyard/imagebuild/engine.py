@@ -43,6 +43,17 @@ _TRANSIENT = re.compile(
 )
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+#: the labels this builder hands the engine with each build (they end up as the newest layers)
+_BUILD_LABELS = frozenset({HASH_LABEL, NAME_LABEL, PARENT_LABEL})
+_LABEL_ENTRY = re.compile(r"(?:^|\s)LABEL\s+(.*)$")
+
+
+def _label_keys(created_by: str) -> set[str]:
+    """The label keys of a history entry's LABEL instruction (empty when it is something else)."""
+    m = _LABEL_ENTRY.search(created_by)
+    if not m:
+        return set()
+    return {word.split("=", 1)[0].strip('"') for word in m.group(1).split() if "=" in word}
 
 
 @dataclass
@@ -146,7 +157,8 @@ class Builder:
         #: build arguments given to every build but kept out of the content hash
         #: (where the wheel cache is served this time, a local source's exact version)
         self.extra_args: dict[str, str] = {}
-        self._by_hash: dict[str, str] = {}
+        #: every image built by us for a content hash (several: the same hash on other parents)
+        self._by_hash: dict[str, list[str]] = {}
         self._indexed = False
         self._lock = threading.Lock()
 
@@ -165,9 +177,7 @@ class Builder:
             if name not in self.selected:
                 continue
             plan = self.plans[name]
-            cached = None if self.config.no_cache else self._by_hash.get(plan.hash)
-            if cached is None or any(p in pending for p in plan.parents) \
-                    or not self._on_top_of_parents(cached, plan):
+            if any(p in pending for p in plan.parents) or self._cache_hit(plan) is None:
                 pending.add(name)
         return sorted(pending)
 
@@ -188,10 +198,24 @@ class Builder:
             if h:
                 candidates.setdefault(h, []).append(img.id)
         for h, ids in candidates.items():
-            for image_id in ids:
-                if self._built_by_us(image_id, h):
-                    self._by_hash[h] = image_id
-                    break
+            ours = [image_id for image_id in ids if self._built_by_us(image_id, h)]
+            if ours:
+                self._by_hash[h] = ours
+
+    def _cache_hit(self, plan: ImagePlan) -> str | None:
+        """An image of ``plan``'s hash built on the parents this build uses, if there is one;
+        the one the image's tag points at first (after a --no-cache rebuild, the new one)."""
+        if self.config.no_cache:
+            return None
+        candidates = self._by_hash.get(plan.hash, [])
+        if len(candidates) > 1:
+            tagged = self.engine.image(plan.ref)
+            if tagged is not None and tagged.id in candidates:
+                candidates = [tagged.id, *(c for c in candidates if c != tagged.id)]
+        for image_id in candidates:
+            if self._on_top_of_parents(image_id, plan):
+                return image_id
+        return None
 
     def _built_by_us(self, image_id: str, hash_: str) -> bool:
         try:
@@ -199,9 +223,13 @@ class Builder:
         except EngineError:
             # removed meanwhile, or not inspectable: not a cache hit, build instead
             return False
+        # the engine writes the build's labels as LABEL entries on top (one per label, or one for
+        # all); anything else on top (even a LABEL from a Dockerfile) means a child's image, or one
+        # of its intermediate layers while it builds, which inherits our hash label
         for entry in history:
             created_by = entry.get("CreatedBy") or ""
-            if "LABEL" not in created_by:
+            labels = _label_keys(created_by)
+            if not labels or not labels <= _BUILD_LABELS:
                 return False
             if f"{HASH_LABEL}={hash_}" in created_by:
                 return True
@@ -229,7 +257,7 @@ class Builder:
             parent_id = res.image_id if res and res.image_id else None
             if parent_id is None and parent in self.selected:
                 # before the build (needs_build): the parent's cache hit
-                parent_id = self._by_hash.get(self.plans[parent].hash)
+                parent_id = self._cache_hit(self.plans[parent])
             if parent_id is None:
                 image = self.engine.image(self.plans[parent].ref)
                 if image is None:
@@ -258,11 +286,11 @@ class Builder:
             result.reason = "image exists (--skip-existing)"
             result.image_id = existing.id
             return self._finish(result, start)
-        image_id = None if self.config.no_cache else self._by_hash.get(plan.hash)
+        image_id = self._cache_hit(plan)
         if image_id is None and self.config.push and not self.config.no_cache:
             image_id = self._registry_hit(plan)
-        if image_id is not None and not self._on_top_of_parents(image_id, plan):
-            image_id = None
+            if image_id is not None and not self._on_top_of_parents(image_id, plan):
+                image_id = None
         if image_id is not None:
             self.engine.tag(image_id, plan.ref)
             result.status = CACHED
@@ -291,7 +319,7 @@ class Builder:
         result.attempts = attempts
         result.status = BUILT
         with self._lock:
-            self._by_hash[plan.hash] = result.image_id
+            self._by_hash[plan.hash] = [result.image_id, *self._by_hash.get(plan.hash, [])]
         if self.config.push:
             self._push(plan)
         return self._finish(result, start)

@@ -358,3 +358,30 @@ def test_debootstrap_needs_the_tool(fake: FakeEngine, config, monkeypatch: pytes
     monkeypatch.setattr(baseimage.shutil, "which", lambda name: None)
     with pytest.raises(StackyardError, match="debootstrap is not installed"):
         baseimage.debootstrap_image(fake, config(), log=lambda m: None)
+
+
+def test_intermediate_layer_of_a_child_build_is_not_a_cache_hit(fake: FakeEngine, make_builder) -> None:
+    """While a child builds FROM base, its first layers are Dockerfile LABELs on top of base's own
+    label layers, and the engine lists that layer as an image: taking it for base (and tagging it)
+    would make every other child of base look built on another parent, and rebuild."""
+    builder = make_builder(fake, {"base"})
+    plan = builder.plans["base"]
+    fake.add("", "sha256:" + "d" * 64, {HASH_LABEL: plan.hash},
+             [{"CreatedBy": "/bin/sh -c #(nop)  LABEL org.stackyard.role=builder"},
+              {"CreatedBy": f"/bin/sh -c #(nop)  LABEL {HASH_LABEL}={plan.hash}"}])
+    assert builder.run()["base"].status == BUILT
+    # base's own image, whose newest layers are the builder's labels, is a hit
+    again = make_builder(fake, {"base"}).run()["base"]
+    assert again.status == CACHED and again.image_id != "sha256:" + "d" * 64
+
+
+def test_of_two_images_with_one_hash_the_one_on_the_current_parents_is_the_hit(
+        fake: FakeEngine, make_builder) -> None:
+    first = make_builder(fake, CHAIN).run()
+    make_builder(fake, {"memcached"}, no_cache=True).run()
+    rebuilt = make_builder(fake, CHAIN).run()["leaf"]  # on the new memcached: a second leaf image
+    assert rebuilt.status == BUILT and first["leaf"].image_id in fake.by_id  # the old one is still there
+    assert make_builder(fake, CHAIN).needs_build() == []
+    again = make_builder(fake, CHAIN).run()
+    assert statuses(again) == {"base": CACHED, "memcached": CACHED, "leaf": CACHED}
+    assert again["leaf"].image_id == rebuilt.image_id
