@@ -38,8 +38,23 @@ HostsOf = Callable[[tuple[str, ...]], list[str]]
 
 
 def known_groups() -> set[str]:
-    """The groups stackyard reads: the roles, and every group a service declares."""
-    return set(services.ROLES) | set(services.groups())
+    """The groups whose hosts stackyard reads: the roles, every group a service
+    declares, and the groups those fall back to.
+
+    Groups the built-in all-in-one only lists for kolla-ansible's sake
+    (``kolla-toolbox``, ``baremetal``) are not among them: nothing reads them,
+    so a near name such as kolla-ansible 2026.1's ``kolla_toolbox`` is harmless.
+    """
+    fallbacks = services.groups()
+    known = set(services.ROLES)
+    todo = [g.name for s in services.ALL.values() for g in s.groups]
+    todo += [g for s in services.ALL.values() for g in s.placement_groups]
+    while todo:
+        group = todo.pop()
+        if group not in known:
+            known.add(group)
+            todo.extend(fallbacks.get(group, ()))
+    return known
 
 
 def edits(a: str, b: str) -> int:

@@ -67,6 +67,14 @@ def test_a_service_group_typo_is_reported_even_when_its_parents_would_fill_it():
         "unknown inventory group 'nova-compte': did you mean 'nova-compute'? ('nova-compute' is missing)"]
 
 
+def test_groups_nothing_reads_are_no_typo_targets():
+    """kolla-ansible 2026.1 spells kolla_toolbox with an underscore; stackyard reads no
+    such group, so neither spelling matters. A group stackyard reads does."""
+    assert problems(ROLES + "[kolla_toolbox:children]\ncommon\n[kolla_logs:children]\ncommon\n") == []
+    assert problems(ROLES + "[nova_api:children]\ncontrol\n", ["cron"]) == [
+        "unknown inventory group 'nova_api': did you mean 'nova-api'? ('nova-api' is missing)"]
+
+
 def test_a_near_name_beside_its_populated_group_is_a_group_of_its_own():
     assert problems(ROLES + "[compute2]\nnode1\n[nova-compute-ironic:children]\ncompute\n") == []
 
