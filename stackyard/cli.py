@@ -12,6 +12,7 @@ import sys
 
 from stackyard import __version__
 from stackyard.commands import build, cephaio, deploy, guest, lifecycle, servers, testbed, up, verify
+from stackyard.commands.common import absolute_configdir
 from stackyard.errors import StackyardError
 
 
@@ -26,7 +27,7 @@ def make_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = make_parser()
-    args = parser.parse_args(argv)
+    args = absolute_configdir(parser.parse_args(argv))
     try:
         return int(args.func(args) or 0)
     except StackyardError as exc:

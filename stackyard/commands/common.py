@@ -25,24 +25,57 @@ def console() -> Console:
 
 
 def extra_vars(items: list[str]) -> dict[str, Any]:
-    """``-e key=value`` / ``-e @file.yml`` as Ansible reads them (values are YAML)."""
+    """``-e`` values as Ansible reads them: ``@file.yml``, a YAML/JSON mapping
+    (``{"key": [1, 2]}``), or ``key=value``, whose value is a string.
+
+    A ``key=value`` value is never parsed as YAML: Ansible keeps it a string
+    (``-e 'key={{ foo }}'`` is a template, rendered with globals.yml's), and
+    the options' types are applied later by :func:`stackyard.deploy.config.coerce`
+    (``-e enable_heat=yes`` is still a boolean there).
+    """
     out: dict[str, Any] = {}
     for item in items:
         if item.startswith("@"):
             path = Path(item[1:])
             try:
-                data = yaml.safe_load(path.read_text()) or {}
+                data = yaml.safe_load(path.read_text())
             except (OSError, yaml.YAMLError) as exc:
                 raise ConfigError(f"{path}: cannot read extra vars: {exc}") from None
-            if not isinstance(data, dict):
-                raise ConfigError(f"{path}: extra vars must be a mapping")
-            out.update(data)
+            out.update(_mapping(data or {}, str(path)))
+        elif item.lstrip().startswith(("{", "[")):
+            try:
+                data = yaml.safe_load(item)
+            except yaml.YAMLError as exc:
+                first = str(exc).splitlines()[0]
+                raise ConfigError(f"-e '{item}': invalid YAML/JSON ({first}); "
+                                  f"use key=value for a plain value") from None
+            out.update(_mapping(data, f"-e '{item}'"))
         elif "=" in item:
             key, _, value = item.partition("=")
-            out[key.strip()] = yaml.safe_load(value) if value else ""
+            out[key.strip()] = value
         else:
-            raise ConfigError(f"-e '{item}': expected key=value or @file.yml")
+            raise ConfigError(f"-e '{item}': expected key=value, a YAML/JSON mapping or @file.yml")
     return out
+
+
+def _mapping(data: Any, where: str) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: extra vars must be a mapping")
+    return data
+
+
+def absolute_configdir(args: argparse.Namespace) -> argparse.Namespace:
+    """Make ``--configdir`` absolute, once, before any command runs.
+
+    The config dir ends up in places read from other directories (the
+    playbook's lookups of the per-host ``.plan`` files, relative to the
+    playbook; the deployment label on every container), so a relative
+    ``--configdir`` must mean the same directory everywhere.
+    """
+    configdir = getattr(args, "configdir", None)
+    if configdir:
+        args.configdir = str(Path(configdir).expanduser().absolute())
+    return args
 
 
 def add_deploy_options(p: argparse.ArgumentParser) -> None:

@@ -71,6 +71,8 @@ def cmd_genpwd(args: argparse.Namespace) -> int:
     path = Path(args.passwords) if args.passwords else Path(args.configdir) / "passwords.yml"
     made = genpwd(path)
     print(f"{path}: generated {len(made)} password(s), kept existing values")
+    if made:  # the key names only: never a secret on the terminal
+        print(f"generated: {', '.join(made)}")
     return 0
 
 

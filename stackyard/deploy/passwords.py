@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from stackyard.deploy import services
+from stackyard.deploy import pwdrules, services
 from stackyard.deploy.services.base import Password, PasswordKind, Service
 from stackyard.errors import ConfigError
 from stackyard.yamlfile import parse_yaml
@@ -37,6 +37,11 @@ PASSWORD_ALPHABET = string.ascii_letters + string.digits
 PASSWORD_LENGTH = 40  # ~238 bits of entropy
 #: keys whose service takes exactly 32 characters (Heat refuses to start otherwise)
 KEY32_LENGTH = 32
+#: an HMAC-MD5 key is a digest's size: 16 bytes, 32 hex digits
+HEX_BYTES = 16
+#: a bcrypt salt is 22 characters of bcrypt's base64 alphabet
+BCRYPT_ALPHABET = "./" + string.ascii_letters + string.digits
+BCRYPT_SALT_LENGTH = 22
 
 
 def password_keys() -> dict[str, Password]:
@@ -51,29 +56,41 @@ def required_passwords(enabled_services: Iterable[Service]) -> set[str]:
 
 
 def ssh_key_pair() -> dict[str, str]:
-    """An RSA key pair as kolla-ansible stores it: PEM private key, OpenSSH public key."""
+    """A 4096-bit RSA key pair as kolla-ansible stores it: PKCS#8 PEM private key,
+    OpenSSH public key."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=4096)
-    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption()).decode()
     public = key.public_key().public_bytes(serialization.Encoding.OpenSSH,
                                            serialization.PublicFormat.OpenSSH).decode()
     return {"private_key": private, "public_key": public}
 
 
+def _random_text(alphabet: str, length: int) -> str:
+    return "".join(secrets.choice(alphabet) for _ in range(length))
+
+
 def generate_password(key: str, kind: PasswordKind = PasswordKind.PLAIN) -> Any:
-    """A fresh random value of ``kind`` for ``key`` (cryptographic ``secrets``)."""
+    """A fresh random value of ``kind`` for ``key`` (cryptographic ``secrets``);
+    ``None`` for ``BLANK``, the operator's to set."""
+    if kind == PasswordKind.BLANK:
+        return None
     if kind == PasswordKind.UUID:
         return str(uuid.UUID(bytes=secrets.token_bytes(16), version=4))
     if kind == PasswordKind.SSH_KEY:
         return ssh_key_pair()
     if kind == PasswordKind.FERNET:
         return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+    if kind == PasswordKind.HEX:
+        return secrets.token_hex(HEX_BYTES)
+    if kind == PasswordKind.BCRYPT_SALT:
+        return _random_text(BCRYPT_ALPHABET, BCRYPT_SALT_LENGTH)
     alphabet = string.ascii_letters if kind == PasswordKind.LETTERS else PASSWORD_ALPHABET
     length = KEY32_LENGTH if kind == PasswordKind.KEY32 else PASSWORD_LENGTH
-    return "".join(secrets.choice(alphabet) for _ in range(length))
+    return _random_text(alphabet, length)
 
 
 def _is_empty(value: Any) -> bool:
@@ -125,35 +142,39 @@ def _write(path: Path, data: Mapping[str, Any]) -> None:
 
 
 def genpwd(path: Path, keys: Mapping[str, Password] | None = None) -> list[str]:
-    """Create or complete ``path``; return the keys that got a new value.
+    """Create or complete ``path``; return the keys that got a new value (no values).
 
-    Existing non-empty values and unknown keys are kept as they are; only
-    missing or empty ``keys`` are generated. The file is rewritten with mode
-    0600 even when nothing was generated, which also tightens a file that was
-    left world-readable.
+    Fills every empty key of the file (kolla-ansible's file lists every
+    service it can deploy) and every key of ``keys`` (default: what stackyard's
+    services declare), each with its kind (:mod:`stackyard.deploy.pwdrules`),
+    so a file made by ``kolla-genpwd`` only gains stackyard's own keys.
+    Existing values are never replaced; keys of kind ``BLANK`` stay empty.
+    The file is rewritten with mode 0600 even when nothing was generated,
+    which also tightens a file that was left world-readable.
     """
     path = Path(path)
     try:
         data = _read(path)
     except FileNotFoundError:
         data = {}
-    generated = []
-    for key, spec in (password_keys() if keys is None else keys).items():
-        if _is_empty(data.get(key)):
-            data[key] = generate_password(key, spec.kind)
-            generated.append(key)
+    todo = pwdrules.keys_to_fill(data, password_keys() if keys is None else keys)
+    for key, kind in todo.items():
+        data[key] = generate_password(key, kind)
     _write(path, data)
-    return generated
+    return list(todo)
 
 
 def mergepwd(old_path: Path, new_path: Path, final_path: Path, clean: bool = False) -> None:
-    """Merge an upgraded release's passwords file with the cloud's current one.
+    """Merge an upgraded release's passwords file with the cloud's current one,
+    as ``kolla-mergepwd`` does (same inputs, same resulting keys and values).
 
-    For keys in both files the old (in-use) value wins, unless it is empty;
-    keys only in the new file keep the new value (usually empty, for genpwd to
-    fill); keys only in the old file are kept, or dropped with ``clean=True``
-    (kolla-ansible's ``--clean``). The result is written to ``final_path``
-    atomically with mode 0600 (it may be one of the inputs).
+    Every key of the old file keeps its old (in-use) value, even an empty
+    one; keys only in the new file keep the new value (usually empty, for
+    genpwd to fill). With ``clean=True`` (kolla-ansible's ``--clean``) keys
+    only in the old file are dropped. A key the new release renamed takes the
+    old key's value (:data:`~stackyard.deploy.pwdrules.RENAMED_KEYS`). The
+    result is written to ``final_path`` atomically with mode 0600 (it may be
+    one of the inputs).
     """
     old_path, new_path, final_path = Path(old_path), Path(new_path), Path(final_path)
     files = {}
@@ -163,12 +184,9 @@ def mergepwd(old_path: Path, new_path: Path, final_path: Path, clean: bool = Fal
         except FileNotFoundError:
             raise ConfigError(f"{path}: {label} passwords file not found") from None
     old, new = files["old"], files["new"]
-    merged = dict(new)
+    merged = {**new, **pwdrules.carried_over(old, new)}
     for key, value in old.items():
-        if key in new:
-            if not _is_empty(value):
-                merged[key] = value
-        elif not clean:
+        if key in new or not clean:
             merged[key] = value
     _write(final_path, merged)
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from stackyard.agent.model import HostPlan, Phase, StepKind
 from stackyard.deploy import config as config_mod
-from stackyard.deploy import merge, services
+from stackyard.deploy import inventorycheck, merge, services
 from stackyard.deploy.context import PlanContext
 from stackyard.deploy.inventory import Inventory, load_inventory
 from stackyard.deploy.passwords import load_passwords
@@ -73,6 +73,7 @@ def load(configdir: Path, inventory_paths: list[Path] | None = None,
     variables, warnings = config_mod.load_globals(configdir, extra_vars)
     passwords = load_passwords(configdir / "passwords.yml", services.enabled(variables))
     inventory = load_inventory(inventory_paths)
+    inventorycheck.check(inventory, services.enabled(variables), lambda groups: hosts_for_groups(inventory, groups))
     dep = Deployment(configdir, variables, passwords, inventory, warnings)
     if variables.get("node_config_directory", "/etc/kolla") in ("", "/etc/kolla") and not dep.remote_hosts:
         # on this machine, a config dir other than /etc/kolla keeps its rendered

@@ -37,6 +37,9 @@ class PasswordKind(str, Enum):
     SSH_KEY = "ssh_key"      # {private_key, public_key}: an RSA key pair
     FERNET = "fernet"        # a Fernet key: 32 random bytes, urlsafe base64
     KEY32 = "key32"          # exactly 32 letters and digits (Heat's auth_encryption_key)
+    HEX = "hex"              # 32 hex digits: an HMAC-MD5 digest (Designate's rndc key, OSProfiler)
+    BCRYPT_SALT = "bcrypt_salt"  # 22 characters of bcrypt's alphabet (Prometheus' password hashes)
+    BLANK = "blank"          # left empty for the operator to set (a registry password is theirs)
 
     def __str__(self) -> str:
         return self.value

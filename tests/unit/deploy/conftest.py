@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 import yaml
@@ -92,3 +92,64 @@ def ceph() -> SimpleNamespace:
     """The helpers above: ``ceph.make(tmp_path, extra, files)``, ``ceph.plan(configdir)`` …"""
     return SimpleNamespace(make=make, plan=plan, files=files, containers=containers, phase=phase,
                            keyring=keyring, KEYS=KEYS, LAYOUT=LAYOUT, CEPH_CONF=CEPH_CONF, CLOUD=CLOUD, RBD=RBD)
+
+
+# --------------------------------------------------------------------------- kolla-ansible, the oracle
+
+KOLLA_MISSING = ("kolla-ansible is not installed in this environment; it is the oracle of the "
+                 "passwords.yml and inventory tests: install the test extra (pip install -e '.[test]')")
+
+
+def _kolla_share() -> Path:
+    """kolla-ansible's ``share/kolla-ansible`` data dir, found through the installed
+    distribution's file list (wherever pip put it)."""
+    from importlib import metadata
+
+    try:
+        dist = metadata.distribution("kolla-ansible")
+    except metadata.PackageNotFoundError:
+        pytest.fail(KOLLA_MISSING, pytrace=False)
+    for f in dist.files or ():
+        if str(f).endswith("etc_examples/kolla/passwords.yml"):
+            share = Path(dist.locate_file(f)).resolve().parents[2]
+            if share.is_dir():
+                return share
+    pytest.fail(f"{KOLLA_MISSING} (kolla-ansible {dist.version} ships no etc_examples/kolla/passwords.yml)",
+                pytrace=False)
+
+
+def _start_kolla(module: str, *args: str) -> Callable[[], None]:
+    """Start one of kolla-ansible's commands (``kolla_ansible.cmd.<module>``) with this
+    Python; returns the function that waits for it and fails the test if it failed."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", f"kolla_ansible.cmd.{module}", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    def wait() -> None:
+        out, _ = proc.communicate()
+        if proc.returncode != 0:
+            pytest.fail(f"kolla-{module} {' '.join(args)} failed (rc {proc.returncode}): {out}", pytrace=False)
+
+    return wait
+
+
+@pytest.fixture(scope="session")
+def kolla() -> SimpleNamespace:
+    """kolla-ansible's shipped files and commands: ``kolla.passwords`` (its passwords.yml),
+    ``kolla.inventory`` (the dir of all-in-one and multinode), ``kolla.genpwd(path)`` (or
+    ``kolla.start_genpwd(path)``, which returns the function waiting for it),
+    ``kolla.mergepwd(old, new, final, clean)``. Fails (never skips) without kolla-ansible."""
+    share = _kolla_share()
+
+    def start_genpwd(path: Path) -> Callable[[], None]:
+        return _start_kolla("genpwd", "-p", str(path))
+
+    def mergepwd_(old: Path, new: Path, final: Path, clean: bool = False) -> None:
+        _start_kolla("mergepwd", "--old", str(old), "--new", str(new), "--final", str(final),
+                     *(["--clean"] if clean else []))()
+
+    return SimpleNamespace(share=share, passwords=share / "etc_examples" / "kolla" / "passwords.yml",
+                           inventory=share / "ansible" / "inventory", start_genpwd=start_genpwd,
+                           genpwd=lambda path: start_genpwd(path)(), mergepwd=mergepwd_)

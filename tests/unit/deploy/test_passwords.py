@@ -88,7 +88,7 @@ def test_genpwd_creates_file_with_strong_values_and_mode_0600(tmp_path):
 
 def test_genpwd_generates_each_kind(tmp_path):
     path = tmp_path / "passwords.yml"
-    keys = {k.value: Password(k.value, k) for k in PasswordKind}
+    keys = {k.value: Password(k.value, k) for k in PasswordKind if k != PasswordKind.BLANK}
     generated = genpwd(path, keys)
     assert sorted(generated) == sorted(keys)
     data = read(path)
@@ -100,6 +100,10 @@ def test_genpwd_generates_each_kind(tmp_path):
     assert isinstance(letters, str) and len(letters) >= 32 and set(letters) <= set(string.ascii_letters)
     assert str(uuid.UUID(data["uuid"])) == data["uuid"]
     assert len(base64.urlsafe_b64decode(data["fernet"])) == 32  # a valid Fernet key
+    assert len(data["key32"]) == 32 and data["key32"].isalnum()
+    assert len(bytes.fromhex(data["hex"])) == 16  # an MD5 digest's size
+    assert len(data["bcrypt_salt"]) == 22
+    assert set(data["bcrypt_salt"]) <= set("./" + string.ascii_letters + string.digits)
     pair = data["ssh_key"]
     assert set(pair) == {"private_key", "public_key"}
     assert "PRIVATE KEY-----" in pair["private_key"]
@@ -107,6 +111,39 @@ def test_genpwd_generates_each_kind(tmp_path):
     # a second run keeps every kind as it is
     assert genpwd(path, keys) == []
     assert read(path) == data
+
+
+def test_genpwd_leaves_blank_keys_empty(tmp_path):
+    path = tmp_path / "passwords.yml"
+    path.write_text("docker_registry_password:\nsome_other_password:\n")
+    generated = genpwd(path, {"operator_thing": Password("operator_thing", PasswordKind.BLANK)})
+    data = read(path)
+    assert generated == ["some_other_password"]
+    assert data["docker_registry_password"] is None and "operator_thing" not in data
+    assert len(data["some_other_password"]) == 40
+
+
+def test_genpwd_fills_keys_no_service_declares_by_kollas_rules(tmp_path):
+    path = tmp_path / "passwords.yml"
+    path.write_text("aodh_database_password:\ndesignate_pool_id:\nosprofiler_secret:\n"
+                    "barbican_crypto_key:\nprometheus_bcrypt_salt:\n"
+                    "some_ssh_key: {private_key: null, public_key: null}\n")
+    assert sorted(genpwd(path, {})) == ["aodh_database_password", "barbican_crypto_key", "designate_pool_id",
+                                        "osprofiler_secret", "prometheus_bcrypt_salt", "some_ssh_key"]
+    data = read(path)
+    assert len(data["aodh_database_password"]) == 40 and data["aodh_database_password"].isalnum()
+    assert str(uuid.UUID(data["designate_pool_id"])) == data["designate_pool_id"]
+    assert len(bytes.fromhex(data["osprofiler_secret"])) == 16
+    assert len(base64.urlsafe_b64decode(data["barbican_crypto_key"])) == 32
+    assert len(data["prometheus_bcrypt_salt"]) == 22
+    assert data["some_ssh_key"]["public_key"].startswith("ssh-rsa ")
+
+
+def test_genpwd_keeps_a_half_filled_ssh_key_pair(tmp_path):
+    path = tmp_path / "passwords.yml"
+    path.write_text("nova_ssh_key: {private_key: null, public_key: ssh-rsa AAAA}\n")
+    assert genpwd(path, {}) == []
+    assert read(path)["nova_ssh_key"] == {"private_key": None, "public_key": "ssh-rsa AAAA"}
 
 
 def test_genpwd_never_overwrites_and_keeps_other_keys(tmp_path):
@@ -164,8 +201,9 @@ def test_mergepwd_semantics(tmp_path):
     old.write_text("both: old-value\nonly_old: kept\nold_empty:\n")
     new.write_text("both: new-value\nonly_new: fresh\nnew_empty:\nold_empty: from-new\n")
     mergepwd(old, new, final)
+    # the old file wins for every key it has, even an empty one (kolla-mergepwd's rule)
     assert read(final) == {"both": "old-value", "only_old": "kept", "only_new": "fresh",
-                           "new_empty": None, "old_empty": "from-new"}
+                           "new_empty": None, "old_empty": None}
     assert mode(final) == 0o600
 
 
@@ -175,6 +213,19 @@ def test_mergepwd_clean_drops_keys_only_in_old(tmp_path):
     new.write_text("both:\nonly_new:\n")
     mergepwd(old, new, final, clean=True)
     assert read(final) == {"both": "old-value", "only_new": None}
+
+
+def test_mergepwd_carries_a_renamed_key_over(tmp_path):
+    old, new, final = tmp_path / "old.yml", tmp_path / "new.yml", tmp_path / "final.yml"
+    old.write_text("redis_master_password: in-use\n")
+    new.write_text("valkey_master_password:\n")
+    mergepwd(old, new, final, clean=True)
+    assert read(final) == {"valkey_master_password": "in-use"}
+    mergepwd(old, new, final)
+    assert read(final) == {"valkey_master_password": "in-use", "redis_master_password": "in-use"}
+    old.write_text("redis_master_password: in-use\nvalkey_master_password: own\n")
+    mergepwd(old, new, final, clean=True)
+    assert read(final) == {"valkey_master_password": "own"}
 
 
 def test_mergepwd_then_genpwd_fills_new_keys(tmp_path):
