@@ -588,12 +588,13 @@ def test_verify_guest_scenarios_hotplug_and_dhcp_renewal_pass(cloud: Cloud) -> N
     assert doc["passed"] == 2 and doc["skipped"] == 0, doc
 
 
-#: Tempest's volume scenarios on Cinder/Ceph (one each of: boot from volume, image upload with
-#: volume attach and soft reboot, backup and restore, shelve of a volume-backed server)
-VOLUME_SCENARIOS = (r"tempest\.scenario\.(test_volume_boot_pattern\.TestVolumeBootPattern\.test_volume_boot_pattern"
-                    r"|test_minimum_basic\.TestMinimumBasicScenario\.test_minimum_basic_scenario"
+#: Tempest's volume scenarios on Cinder/Ceph (one each of: image upload with volume attach and
+#: soft reboot, backup and restore, shelve of a volume-backed server, server and volume snapshots
+#: booted and attached again; boot from volume is test_volumes_on_rbd_attach_to_a_server_and_boot_one)
+VOLUME_SCENARIOS = (r"tempest\.scenario\.(test_minimum_basic\.TestMinimumBasicScenario\.test_minimum_basic_scenario"
                     r"|test_volume_backup_restore\.TestVolumeBackupRestore\.test_volume_backup_restore"
-                    r"|test_shelve_instance\.TestShelveInstance\.test_shelve_volume_backed_instance)\b")
+                    r"|test_shelve_instance\.TestShelveInstance\.test_shelve_volume_backed_instance"
+                    r"|test_stamp_pattern\.TestStampPattern\.test_stamp_pattern)\b")
 
 
 def test_verify_volume_scenarios_pass(cloud: Cloud) -> None:
