@@ -93,11 +93,6 @@ def generate_password(key: str, kind: PasswordKind = PasswordKind.PLAIN) -> Any:
     return _random_text(alphabet, length)
 
 
-def _is_empty(value: Any) -> bool:
-    """kolla writes unset keys as ``key:`` (null); treat null and "" as unset."""
-    return value is None or value == ""
-
-
 def _read(path: Path) -> dict[str, Any]:
     """Load a passwords file as a mapping; an empty file is an empty mapping."""
     try:
@@ -206,11 +201,11 @@ def load_passwords(path: Path, enabled_services: Iterable[Service]) -> dict[str,
         raise ConfigError(f"{path}: passwords file not found; run `stackyard genpwd` "
                           f"to create it") from None
     required = required_passwords(services)
-    missing = sorted(key for key in required if _is_empty(data.get(key)))
+    kinds = password_keys()
+    missing = sorted(key for key in required if pwdrules.is_unset(data.get(key), kinds[key].kind))
     if missing:
         raise ConfigError(f"{path}: missing or empty passwords: {', '.join(missing)}; "
                           f"run `stackyard genpwd` to fill them (existing values are kept)")
-    kinds = password_keys()
     wrong = sorted(key for key in required if not isinstance(data[key], dict if kinds[key].kind ==
                                                                PasswordKind.SSH_KEY else str))
     if wrong:

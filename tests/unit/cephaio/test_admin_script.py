@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.machinery
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[3] / "images" / "ceph-base" / "bin" / "stackyard-ceph-admin"
+from tests.unit.scriptload import IMAGES, load_script
 
-
-def load():
-    loader = importlib.machinery.SourceFileLoader("stackyard_ceph_admin_under_test", str(SCRIPT))
-    spec = importlib.util.spec_from_loader(loader.name, loader)
-    mod = importlib.util.module_from_spec(spec)
-    loader.exec_module(mod)
-    return mod
-
-
-admin = load()
+SCRIPT = IMAGES / "ceph-base" / "bin" / "stackyard-ceph-admin"
+admin = load_script(SCRIPT)
 
 
 class FakeIoctx:

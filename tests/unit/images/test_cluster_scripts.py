@@ -7,8 +7,6 @@ servers are exercised by tests/e2e/test_galera_image.py.
 
 from __future__ import annotations
 
-import importlib.machinery
-import importlib.util
 import json
 import os
 import socket
@@ -18,17 +16,10 @@ from pathlib import Path
 
 import pytest
 
-IMAGES = Path(__file__).resolve().parents[3] / "images"
+from tests.unit.scriptload import IMAGES, load_script as load
+
 GALERA_BIN = IMAGES / "mariadb-server" / "bin"
 UUID = "74271215-ea66-11f1-9316-92c445adda6e"
-
-
-def load(path: Path):
-    loader = importlib.machinery.SourceFileLoader(path.name.replace("-", "_") + "_under_test", str(path))
-    spec = importlib.util.spec_from_loader(loader.name, loader)
-    mod = importlib.util.module_from_spec(spec)
-    loader.exec_module(mod)
-    return mod
 
 
 recover_mod = load(GALERA_BIN / "galera-recover")

@@ -3,8 +3,6 @@ is left alone (run here with a fake ovs-vsctl; tests/e2e/test_cloud.py soft-rebo
 
 from __future__ import annotations
 
-import importlib.machinery
-import importlib.util
 import io
 import os
 import stat
@@ -12,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-HOOK = Path(__file__).resolve().parents[3] / "images" / "nova-libvirt" / "libvirt-qemu-hook"
+from tests.unit.scriptload import IMAGES, load_script
+
+HOOK = IMAGES / "nova-libvirt" / "libvirt-qemu-hook"
 
 DOMAIN_XML = """<domain type='qemu'><name>instance-0000001a</name><devices>
   <disk type='network'><target dev='vda' bus='virtio'/></disk>
@@ -25,11 +25,7 @@ DOMAIN_XML = """<domain type='qemu'><name>instance-0000001a</name><devices>
 
 @pytest.fixture()
 def hook():
-    loader = importlib.machinery.SourceFileLoader("libvirt_qemu_hook_under_test", str(HOOK))
-    spec = importlib.util.spec_from_loader(loader.name, loader)
-    mod = importlib.util.module_from_spec(spec)
-    loader.exec_module(mod)
-    return mod
+    return load_script(HOOK)
 
 
 def test_interface_devices_are_the_taps_with_valid_names(hook) -> None:
