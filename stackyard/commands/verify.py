@@ -65,8 +65,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def register(sub: Any) -> None:
     p = sub.add_parser("verify", help="run Tempest against the deployed cloud (smoke, full or a regex)")
     add_deploy_options(p)
-    p.add_argument("pattern", nargs="?", default="smoke",
-                   help="smoke (default), full (API and scenario tests not tagged slow) or a regex of test ids")
+    p.add_argument("pattern", nargs="*", default=["smoke"],
+                   help="smoke (default), full (API and scenario tests not tagged slow) or a regex of test ids; "
+                        "several run as one Tempest run of their union")
     p.add_argument("--concurrency", type=int, default=2, help="Tempest workers (default 2)")
     p.add_argument("--list", action="store_true", help="list the tests that would run; run nothing")
     p.add_argument("--exclude-list", help="file of 'REGEX  # reason' lines: tests skipped knowingly")

@@ -1,8 +1,10 @@
-"""Which tests run: ``smoke``, ``full`` or a regex, minus an exclude list with a reason per line (pure)."""
+"""Which tests run: ``smoke``, ``full``, regexes or any union of them, minus an exclude list with a
+reason per line (pure)."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,6 +12,8 @@ from stackyard.errors import ConfigError
 
 #: devstack's tempest-full selection: every API and scenario test not tagged slow
 FULL_REGEX = r"(?!.*\[.*\bslow\b.*\])(^tempest\.(api|scenario))"
+#: what ``tempest run --smoke`` selects: tests whose attribute list holds ``smoke``
+SMOKE_REGEX = r"\[.*\bsmoke\b.*\]"
 
 
 @dataclass(frozen=True)
@@ -55,20 +59,33 @@ def parse_exclude_list(path: Path) -> tuple[Exclusion, ...]:
     return tuple(out)
 
 
-def select(pattern: str, exclude_list: Path | None = None) -> Selection:
-    """``smoke`` (tests tagged smoke), ``full`` (:data:`FULL_REGEX`) or any regex over test ids."""
+def _regex(pattern: str) -> str:
     if pattern == "smoke":
+        return SMOKE_REGEX
+    if pattern == "full":
+        return FULL_REGEX
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ConfigError(f"verify: '{pattern}' is neither smoke, full nor a regular expression ({exc})") from None
+    return pattern
+
+
+def select(patterns: str | Sequence[str], exclude_list: Path | None = None) -> Selection:
+    """``smoke`` (tests tagged smoke), ``full`` (:data:`FULL_REGEX`), any regex over test ids, or
+    several of these: one Tempest run of their union, so its workers stay busy to the end and the
+    cloud's facts, the guest upload and Tempest's start are paid once."""
+    names = [patterns] if isinstance(patterns, str) else list(patterns)
+    if not names:
+        raise ConfigError("verify: no test selection given (smoke, full or a regex)")
+    if names == ["smoke"]:
         args: tuple[str, ...] = ("--smoke",)
-    elif pattern == "full":
-        args = ("--regex", FULL_REGEX)
+    elif len(names) == 1:
+        args = ("--regex", _regex(names[0]))
     else:
-        try:
-            re.compile(pattern)
-        except re.error as exc:
-            raise ConfigError(f"verify: '{pattern}' is neither smoke, full nor a regular expression ({exc})") from None
-        args = ("--regex", pattern)
+        args = ("--regex", "|".join(f"(?:{_regex(n)})" for n in names))
     exclusions = parse_exclude_list(exclude_list) if exclude_list else ()
-    return Selection(pattern, args, exclusions)
+    return Selection(" ".join(names), args, exclusions)
 
 
 def exclude_file_text(exclusions: tuple[Exclusion, ...]) -> str:

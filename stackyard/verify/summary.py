@@ -41,6 +41,8 @@ class Summary:
     skipped: int = 0
     seconds: float = 0.0
     failures: list[Failure] = field(default_factory=list)
+    #: the names of the tests that passed (summary.json: which ones, not only how many)
+    passed_tests: list[str] = field(default_factory=list)
     skips: list[Skip] = field(default_factory=list)
     #: tests excluded by the exclude list (not run), with the list's reason
     excluded: list[Skip] = field(default_factory=list)
@@ -121,6 +123,7 @@ def summarize(stream: BinaryIO) -> Summary:
         details = test.get("details", {})
         if status in ("success", "xfail"):
             out.passed += 1
+            out.passed_tests.append(name)
         elif status == "skip":
             out.skipped += 1
             out.skips.append(Skip(name, _text(details, "reason") or "(no reason given)"))
@@ -139,6 +142,7 @@ def summarize(stream: BinaryIO) -> Summary:
     if starts:
         out.seconds = round((max(stops) - min(starts)).total_seconds(), 1)
     out.failures.sort(key=lambda f: f.test)
+    out.passed_tests.sort()
     out.skips.sort(key=lambda s: s.test)
     return out
 

@@ -1,10 +1,11 @@
+import re
 from pathlib import Path
 
 import pytest
 
 from stackyard.errors import ConfigError
 from stackyard.verify import runner
-from stackyard.verify.selection import FULL_REGEX, excluded_by, exclude_file_text, select
+from stackyard.verify.selection import FULL_REGEX, SMOKE_REGEX, excluded_by, exclude_file_text, select
 
 
 def test_smoke_full_and_regex() -> None:
@@ -14,6 +15,34 @@ def test_smoke_full_and_regex() -> None:
         "--regex", r"tempest\.scenario\.test_network_basic_ops")
     with pytest.raises(ConfigError, match="neither smoke, full nor a regular expression"):
         select("tempest.api(")
+
+
+IDS = ["tempest.api.compute.servers.test_a.T.test_list[id-1,smoke]",
+       "tempest.api.compute.servers.test_a.T.test_slow[id-2,slow]",
+       "tempest.api.image.test_i.I.test_plain[id-3]",
+       "tempest.scenario.test_stamp_pattern.TestStampPattern.test_stamp_pattern[compute,id-4,image,slow,volume]",
+       "tempest.scenario.test_stamp_pattern.TestStampPattern.test_stamp_pattern_two[id-5]"]
+
+
+def picked(sel) -> list[str]:
+    """What stestr runs for a ``--regex`` selection: the ids its regex finds (``re.search``)."""
+    flag, regex = sel.args
+    assert flag == "--regex"
+    return [i for i in IDS if re.search(regex, i)]
+
+
+def test_several_selections_run_as_one_union() -> None:
+    sel = select(["smoke", r"tempest\.scenario\.test_stamp_pattern\.TestStampPattern\.test_stamp_pattern\b"])
+    assert sel.name.startswith("smoke ")
+    assert picked(sel) == [IDS[0], IDS[3]]
+    # full in a union keeps its own meaning: nothing tagged slow, whatever the other part says
+    assert picked(select(["full", "test_plain"])) == [IDS[0], IDS[2], IDS[4]]
+    # the smoke part is what `tempest run --smoke` takes alone
+    assert [i for i in IDS if re.search(SMOKE_REGEX, i)] == [IDS[0]]
+    with pytest.raises(ConfigError, match="'tempest.api\\(' is neither"):
+        select(["smoke", "tempest.api("])
+    with pytest.raises(ConfigError, match="no test selection"):
+        select([])
 
 
 def test_exclude_list_needs_a_reason_per_line(tmp_path: Path) -> None:

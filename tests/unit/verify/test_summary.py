@@ -42,6 +42,8 @@ def test_counts_failures_skips_and_duration() -> None:
     s = summarize(stream())
     assert (s.passed, s.failed, s.skipped) == (3, 1, 1)
     assert s.seconds == 42.0 and not s.ok
+    assert s.passed_tests == ["tempest.api.compute.test_a.T.test_one", "tempest.api.compute.test_a.T.test_two",
+                              "tempest.api.image.test_i.I.test_xfail"]
     assert s.failures[0].test == "tempest.scenario.test_x.S.test_x"  # without its [attributes]
     assert s.failures[0].error[0].startswith("tempest.lib.exceptions.SSHExecCommandFailed: Command 'curl")
     assert s.failures[0].error[1] == "sh: curl: not found"
