@@ -34,6 +34,7 @@ from stackyard.errors import ConfigError
 from stackyard.yamlfile import parse_yaml
 
 GLOBALS_FILE = "globals.yml"
+GLOBALS_DIR = "globals.d"
 DEFAULT_SOURCE = "built-in defaults"
 EXTRA_SOURCE = "extra vars"
 
@@ -282,12 +283,24 @@ def _unknown_key_warning(where: str, key: str) -> str:
     return f"{where}: unknown key '{key}' ({hint})"
 
 
+def globals_d_files(configdir: Path, warnings: list[str]) -> list[Path]:
+    """``globals.d/*.yml`` in name order: merged after globals.yml (later wins), as kolla-ansible
+    passes each as ``-e @file``. kolla-ansible reads ``*.yml`` only, so a ``*.yaml`` file there is
+    named in a warning rather than silently skipped or silently read."""
+    d = configdir / GLOBALS_DIR
+    if not d.is_dir():
+        return []
+    for other in sorted(d.glob("*.yaml")):
+        warnings.append(f"{other}: not read (globals.d takes *.yml files only, as kolla-ansible does)")
+    return sorted(p for p in d.glob("*.yml") if p.is_file())
+
+
 def load_globals(configdir: Path, extra_vars: dict[str, Any] | None = None
                  ) -> tuple[dict[str, Any], list[str]]:
     """Return ``(variables, warnings)`` for the deploy.
 
     ``variables`` holds every known key (default → ``configdir/globals.yml`` →
-    ``extra_vars``, later wins), typed and with templates rendered. Unknown
+    ``configdir/globals.d/*.yml`` in name order → ``extra_vars``, later wins), typed and with templates rendered. Unknown
     keys are kept too (overrides may refer to them, as in kolla-ansible) but
     produce a warning. A missing globals.yml is fine: all defaults.
 
@@ -297,14 +310,21 @@ def load_globals(configdir: Path, extra_vars: dict[str, Any] | None = None
     """
     path = Path(configdir) / GLOBALS_FILE
     warnings: list[str] = []
-    file_vars: dict[str, Any] = {}
-    lines: dict[str, int] = {}
+    layers: list[tuple[Mapping[str, Any], str, Mapping[str, int]]] = []
     if path.exists():
         file_vars, lines, warnings = _read_yaml_mapping(path)
+        layers.append((file_vars, str(path), lines))
+    for extra in globals_d_files(Path(configdir), warnings):
+        data, lines, more = _read_yaml_mapping(extra)
+        warnings += more
+        layers.append((data, str(extra), lines))
+    layers.append((extra_vars or {}, EXTRA_SOURCE, {}))
 
     variables = defaults()
     sources = dict.fromkeys(variables, DEFAULT_SOURCE)
-    for layer, source in ((file_vars, str(path)), (extra_vars or {}, EXTRA_SOURCE)):
+    #: key -> its line in the file whose value won (for file:line in errors)
+    file_lines: dict[str, int] = {}
+    for layer, source, lines in layers:
         for key, value in layer.items():
             if not isinstance(key, str):
                 raise ConfigError(f"{source}: key {key!r} must be a string")
@@ -312,7 +332,10 @@ def load_globals(configdir: Path, extra_vars: dict[str, Any] | None = None
                 warnings.append(_unknown_key_warning(source, key))
             variables[key] = value
             sources[key] = source
-    file_lines = {k: v for k, v in lines.items() if sources.get(k) == str(path)}
+            if key in lines:
+                file_lines[key] = lines[key]
+            else:
+                file_lines.pop(key, None)
 
     # Coerce literal values first so templates see real booleans and ints.
     for key, opt in OPTIONS.items():

@@ -112,6 +112,33 @@ def test_extra_vars_win_over_file(tmp_path):
     assert variables["openstack_tag"] == "from-cli"
 
 
+def test_globals_d_files_merge_after_globals_yml_in_name_order(tmp_path):
+    write_globals(tmp_path, "openstack_tag: from-globals\nnetwork_interface: eth0\ndatabase_port: 3306\n")
+    d = tmp_path / "globals.d"
+    d.mkdir()
+    (d / "20-tag.yml").write_text("openstack_tag: from-20\n")
+    (d / "10-tag.yml").write_text("openstack_tag: from-10\nnetwork_interface: ens4\n")
+    (d / "30-ignored.yaml").write_text("database_port: 1\n")
+    variables, warnings = load_globals(tmp_path)
+    assert variables["openstack_tag"] == "from-20"          # 20- is read after 10-
+    assert variables["network_interface"] == "ens4"         # globals.d wins over globals.yml
+    assert variables["api_interface"] == "ens4"             # and what derives from it follows
+    assert variables["database_port"] == 3306               # *.yaml is not read ...
+    assert any("30-ignored.yaml: not read" in w for w in warnings)  # ... and says so
+    # -e still wins over all files
+    assert load_globals(tmp_path, {"openstack_tag": "cli"})[0]["openstack_tag"] == "cli"
+
+
+def test_an_error_in_a_globals_d_file_names_that_file_and_line(tmp_path):
+    write_globals(tmp_path, "enable_keystone: yes\n")
+    d = tmp_path / "globals.d"
+    d.mkdir()
+    (d / "site.yml").write_text("# site\n\nenable_keystone: maybe\n")
+    with pytest.raises(ConfigError) as exc:
+        load_globals(tmp_path)
+    assert f"{d / 'site.yml'}:3" in str(exc.value) and "enable_keystone" in str(exc.value)
+
+
 def test_explicit_value_beats_derived_default(tmp_path):
     write_globals(tmp_path, "kolla_internal_vip_address: 10.0.0.10\n"
                             "kolla_internal_fqdn: cloud.example.com\n")
