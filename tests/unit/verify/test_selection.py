@@ -35,7 +35,7 @@ def test_several_selections_run_as_one_union() -> None:
     sel = select(["smoke", r"tempest\.scenario\.test_stamp_pattern\.TestStampPattern\.test_stamp_pattern\b"])
     assert sel.name.startswith("smoke ")
     assert picked(sel) == [IDS[0], IDS[3]]
-    # full in a union keeps its own meaning: nothing tagged slow, whatever the other part says
+    # full in a union keeps its own meaning (nothing tagged slow); the other part adds its own matches
     assert picked(select(["full", "test_plain"])) == [IDS[0], IDS[2], IDS[4]]
     # the smoke part is what `tempest run --smoke` takes alone
     assert [i for i in IDS if re.search(SMOKE_REGEX, i)] == [IDS[0]]
