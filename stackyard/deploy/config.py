@@ -301,8 +301,8 @@ def load_globals(configdir: Path, extra_vars: dict[str, Any] | None = None
 
     ``variables`` holds every known key (default → ``configdir/globals.yml`` →
     ``configdir/globals.d/*.yml`` in name order → ``extra_vars``, later wins),
-    typed and with templates rendered. Unknown keys are kept too (overrides may refer to them, as in kolla-ansible) but
-    produce a warning. A missing globals.yml is fine: all defaults.
+    typed and with templates rendered. Unknown keys are kept too (overrides may
+    refer to them, as in kolla-ansible) but produce a warning. A missing globals.yml is fine: all defaults.
 
     Raises :class:`ConfigError` for unreadable/invalid YAML, a non-mapping
     file, a wrongly typed value, a template that fails to render, or an
